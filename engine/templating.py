@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import operator
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import jinja2
@@ -106,34 +107,106 @@ def _check_filters_and_tests(ast: nodes.Template, env: IvrEnvironment) -> None:
             raise TemplateError(f"unknown {kind} '{node.name}'{hint}", node.lineno)
 
 
-@functools.lru_cache(maxsize=4096)
-def parse_template(source: str) -> tuple[frozenset[str], Any]:
-    """Check a template's syntax, filters and size.  Returns (variables read, compiled)."""
+def _names(ast: nodes.Template) -> frozenset[str]:
+    """Variables a template reads from its context (names loaded and never stored in it)."""
+    stored = {n.name for n in ast.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    return frozenset(n.name for n in ast.find_all(nodes.Name) if n.ctx == "load" and n.name not in stored) - _GLOBAL_NAMES
+
+
+_GLOBAL_NAMES = frozenset({"range", "dict", "loop", "self", "true", "false", "none", "True", "False", "None"})
+
+
+import re as _re
+
+#: the common case, ``text {{ name }} text`` or ``{{ name | filter }}``, checked without jinja's parser
+_SIMPLE = _re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\|\s*([A-Za-z_][A-Za-z0-9_]*)\s*)?\}\}")
+_KEYWORDS = frozenset({"true", "false", "none", "True", "False", "None", "and", "or", "not", "in", "is", "if", "else"})
+
+
+def _simple_names(source: str) -> frozenset[str] | None:
+    if "{%" in source or "{#" in source:
+        return None
+    names = set()
+    rest = _SIMPLE.sub(lambda m: names.add(m.group(1)) or (m.group(2) and names.add("|" + m.group(2))) or "", source)
+    if "{{" in rest or "}}" in rest:
+        return None
+    filters = {n[1:] for n in names if n.startswith("|")}
+    plain = {n for n in names if not n.startswith("|")}
+    if plain & _KEYWORDS or not filters <= set(environment().filters):
+        return None  # let the real parser produce the message
+    return frozenset(plain) - _GLOBAL_NAMES
+
+
+_GUARD_TESTS = frozenset({"defined", "undefined"})
+_GUARD_FILTERS = frozenset({"default", "d"})
+
+
+@dataclass(frozen=True)
+class TemplateInfo:
+    """What static analysis needs from one template or expression (parsed once)."""
+
+    names: frozenset[str]      # every variable read
+    required: frozenset[str]   # read without a guard (``is defined`` / ``default``)
+    defines: frozenset[str]    # for a condition: names a true value proves set (``X is defined`` conjuncts)
+
+
+@functools.lru_cache(maxsize=8192)
+def analyse(source: str, expression: bool = False) -> TemplateInfo:
+    """Check syntax, filters, tests and size without compiling; raises TemplateError."""
+    kind = "expression" if expression else "template"
     if len(source) > MAX_SOURCE:
-        raise TemplateError(f"template is {len(source)} characters long; the limit is {MAX_SOURCE}")
+        raise TemplateError(f"{kind} is {len(source)} characters long; the limit is {MAX_SOURCE}")
+    if not expression:
+        simple = _simple_names(source)
+        if simple is not None:
+            return TemplateInfo(simple, simple, frozenset())
     env = environment()
     try:
-        ast = env.parse(source)
+        ast = env.parse("{{ " + source + " }}" if expression else source)
     except jinja2.TemplateSyntaxError as e:
         raise TemplateError(e.message or "syntax error", e.lineno) from None
     _check_filters_and_tests(ast, env)
-    names = frozenset(meta.find_undeclared_variables(ast)) - set(env.globals)
-    return names, env.from_string(ast)
+    names = _names(ast)
+    guarded: set[int] = set()
+    for n in ast.find_all((nodes.Test, nodes.Filter)):
+        if (isinstance(n, nodes.Test) and n.name in _GUARD_TESTS) or (isinstance(n, nodes.Filter) and n.name in _GUARD_FILTERS):
+            guarded.update(id(x) for x in ([n.node] if isinstance(n.node, nodes.Name) else n.node.find_all(nodes.Name)))
+    required = frozenset(n.name for n in ast.find_all(nodes.Name)
+                         if n.ctx == "load" and n.name in names and id(n) not in guarded)
+    defines: set[str] = set()
+    if expression:
+        todo = [ast.body[0].nodes[0]]
+        while todo:
+            n = todo.pop()
+            if isinstance(n, nodes.And):
+                todo += [n.left, n.right]
+            elif isinstance(n, nodes.Test) and n.name == "defined" and isinstance(n.node, nodes.Name):
+                defines.add(n.node.name)
+    return TemplateInfo(names, required, frozenset(defines))
+
+
+def check_template(source: str) -> frozenset[str]:
+    """Check a template's syntax, filters and size, without compiling it.  Returns the variables read."""
+    return analyse(source).names
+
+
+def check_expression(source: str) -> frozenset[str]:
+    """Check a condition / value expression without compiling it.  Returns the variables read."""
+    return analyse(source, True).names
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_template(source: str) -> tuple[frozenset[str], Any]:
+    """Check and compile a template.  Returns (variables read, compiled)."""
+    names = check_template(source)
+    return names, environment().from_string(source)
 
 
 @functools.lru_cache(maxsize=4096)
 def parse_expression(source: str) -> tuple[frozenset[str], Any]:
-    """Check a condition / value expression.  Returns (variables read, compiled)."""
-    if len(source) > MAX_SOURCE:
-        raise TemplateError(f"expression is {len(source)} characters long; the limit is {MAX_SOURCE}")
-    env = environment()
-    try:
-        ast = env.parse("{{ " + source + " }}")
-    except jinja2.TemplateSyntaxError as e:
-        raise TemplateError(e.message or "syntax error", e.lineno) from None
-    _check_filters_and_tests(ast, env)
-    names = frozenset(meta.find_undeclared_variables(ast)) - set(env.globals)
-    return names, env.compile_expression(source, undefined_to_none=False)
+    """Check and compile an expression.  Returns (variables read, compiled)."""
+    names = check_expression(source)
+    return names, environment().compile_expression(source, undefined_to_none=False)
 
 
 def is_template(value: str) -> bool:

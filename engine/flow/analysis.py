@@ -13,8 +13,6 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Iterable, Mapping
 
-import jinja2
-from jinja2 import nodes
 
 from engine import templating
 
@@ -24,49 +22,22 @@ from .diagnostics import Diagnostic, Position
 Node = tuple  # (scope, state name)
 IMPLICIT_LABELS = frozenset({"error*", "failed*"})
 
-#: variables that tests and filters may guard: `x is defined`, `x | default(..)`
-_GUARD_TESTS = {"defined", "undefined"}
-_GUARD_FILTERS = {"default", "d"}
 
 
 def defined_by_condition(source: str) -> frozenset[str]:
     """Names a true condition proves set: the ``X is defined`` conjuncts of an ``and`` chain."""
     try:
-        expr = templating.environment().parse("{{ " + source + " }}").body[0].nodes[0]
-    except (jinja2.TemplateSyntaxError, IndexError, AttributeError):
+        return templating.analyse(source, True).defines
+    except templating.TemplateError:
         return frozenset()
-    out: set[str] = set()
-    todo = [expr]
-    while todo:
-        n = todo.pop()
-        if isinstance(n, nodes.And):
-            todo += [n.left, n.right]
-        elif isinstance(n, nodes.Test) and n.name == "defined" and isinstance(n.node, nodes.Name):
-            out.add(n.node.name)
-    return frozenset(out)
 
 
-def required_names(source: str) -> frozenset[str]:
+def required_names(source: str, expression: bool = False) -> frozenset[str]:
     """Variables a template reads without a guard (``is defined`` / ``default``)."""
     try:
-        ast = templating.environment().parse(source)
-    except jinja2.TemplateSyntaxError:
+        return templating.analyse(source, expression).required
+    except templating.TemplateError:
         return frozenset()
-    from jinja2 import meta
-
-    undeclared = meta.find_undeclared_variables(ast) - set(templating.environment().globals)
-    guarded_ids: set[int] = set()
-    for n in ast.find_all((nodes.Test, nodes.Filter)):
-        if (isinstance(n, nodes.Test) and n.name in _GUARD_TESTS) or (isinstance(n, nodes.Filter) and n.name in _GUARD_FILTERS):
-            if isinstance(n.node, nodes.Name):
-                guarded_ids.add(id(n.node))
-            for sub in n.node.find_all(nodes.Name) if not isinstance(n.node, nodes.Name) else ():
-                guarded_ids.add(id(sub))
-    out = set()
-    for n in ast.find_all(nodes.Name):
-        if n.ctx == "load" and n.name in undeclared and id(n) not in guarded_ids:
-            out.add(n.name)
-    return frozenset(out)
 
 
 class Graph:
@@ -349,7 +320,10 @@ def check_flow(flow: ir.Flow, registry, reads: dict, bad_states: Mapping[Node, I
                                         hint=_hint(var, assigned)))
             else:
                 path = _witness(g, entries, n, var)
-                via = " → ".join(_label(p) for p in path) if path else _label(n)
+                names = [_label(p) for p in path] if path else [_label(n)]
+                if len(names) > 8:  # long witnesses: the start and the end say enough
+                    names = names[:3] + [f"… {len(names) - 7} more …"] + names[-4:]
+                via = " → ".join(names)
                 diags.append(Diagnostic("E305", f"variable '{var}' may be unset when state '{_label(n)}' runs "
                                                 f"(not assigned on the path {via})", pos))
     return assigned

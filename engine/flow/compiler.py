@@ -63,6 +63,7 @@ class Compiler:
         self.catalog_provider = catalog_provider
         self.diags: list[Diagnostic] = []
         self.prompt_refs: list[tuple[str, Position]] = []
+        self.prompt_ref_vars: list[frozenset[str]] = []
         self.reads: dict[tuple[str, str], list[tuple[str, Position]]] = {}   # (scope, state) -> [(var, pos)]
         self.bad_states: dict[tuple[str, str], frozenset[str]] = {}   # (scope, state) -> raw target names
 
@@ -76,7 +77,7 @@ class Compiler:
         if not templating.is_template(value):
             return ir.Template(value)
         try:
-            names = templating.parse_template(value)[0]
+            names = templating.check_template(value)
         except templating.TemplateError as e:
             code = "E402" if e.message.startswith("unknown filter") or e.message.startswith("unknown test") else "E401"
             self.err(code, f"template error: {e.message}", path)
@@ -86,7 +87,7 @@ class Compiler:
         if m and "{{" not in m.group(1) and "}}" not in m.group(1) and "{%" not in value:
             expression = m.group(1).strip()
             try:
-                templating.parse_expression(expression)
+                templating.check_expression(expression)
             except templating.TemplateError:
                 expression = None
         reads = analysis.required_names(value)
@@ -96,12 +97,12 @@ class Compiler:
 
     def expr(self, value: str, path: tuple, where) -> ir.Expr:
         try:
-            names = templating.parse_expression(value)[0]
+            names = templating.check_expression(value)
         except templating.TemplateError as e:
             code = "E402" if e.message.startswith("unknown") else "E401"
             self.err(code, f"expression error: {e.message}", path)
             return ir.Expr(value)
-        reads = analysis.required_names("{{ " + value + " }}")
+        reads = analysis.required_names(value, expression=True)
         self.reads.setdefault(where, []).extend((n, self.doc.pos(path)) for n in sorted(reads))
         return ir.Expr(value, frozenset(names))
 
@@ -116,9 +117,11 @@ class Compiler:
             pos = self.doc.pos(p)
             if isinstance(item, str):
                 self.prompt_refs.append((item, pos))
+                self.prompt_ref_vars.append(frozenset())
                 out.append(ir.PromptItem("prompt", item, pos))
             elif isinstance(item, dict) and "prompt" in item:
                 self.prompt_refs.append((item["prompt"], self.doc.pos(p + ("prompt",))))
+                self.prompt_ref_vars.append(frozenset((item.get("vars") or {}).keys()))
                 vars_ = {k: self.template(v, p + ("vars", k), where) for k, v in (item.get("vars") or {}).items()}
                 out.append(ir.PromptItem("prompt", item["prompt"], pos, ir.frozen_map(vars_)))
             elif isinstance(item, dict) and "file" in item:
@@ -364,6 +367,7 @@ class Compiler:
         # references and outcomes
         subflow_outcomes = {sf: frozenset(s.spec.outcome for s in compiled[sf].values() if s.kind == "return") for sf in subflows_raw}
         on = data.get("on") if isinstance(data.get("on"), dict) else {}
+        on = {k: v for k, v in on.items() if k == "keys" or isinstance(v, str)}
         for scope, states in compiled.items():
             names = set(scopes[scope])
             for s in states.values():
@@ -390,7 +394,7 @@ class Compiler:
         for h in ("hangup", "error", "failed"):
             if isinstance(on.get(h), str) and on[h] not in main_names:
                 self.err("E201", f"on {h}: state '{on[h]}' does not exist", ("on", h), hint=did_you_mean(on[h], main_names))
-        keys = on.get("keys") if isinstance(on.get("keys"), dict) else {}
+        keys = {str(k): t for k, t in on.get("keys").items() if isinstance(t, str)} if isinstance(on.get("keys"), dict) else {}
         for k, target in keys.items():
             if target not in main_names:
                 self.err("E201", f"global key {k}: state '{target}' does not exist", ("on", "keys", k), hint=did_you_mean(target, main_names))
@@ -403,11 +407,13 @@ class Compiler:
                                      _state_path(scope, s.name) + ("menu", "options", k), key=True, severity="warning")
         limits = data.get("limits") if isinstance(data.get("limits"), dict) else {}
         flow_vars = data.get("variables") if isinstance(data.get("variables"), dict) else {}
+        flow_vars = {k: v for k, v in flow_vars.items() if isinstance(v, (str, int, float, bool)) or v is None}
         subflows = {}
         for sf, body in subflows_raw.items():
             subflows[sf] = ir.Subflow(sf, body.get("start") if isinstance(body, dict) else "", ir.frozen_map(compiled[sf]),
                                       subflow_outcomes[sf], doc.pos(("subflows", sf), key=True))
         langs = data.get("languages") if isinstance(data.get("languages"), list) else ["zh-CN"]
+        langs = [l for l in langs if isinstance(l, str)] or ["zh-CN"]
         flow = ir.Flow(
             name=flow_name, file=doc.file, languages=tuple(str(l) for l in langs),
             prompts=data.get("prompts") if isinstance(data.get("prompts"), str) else None,
@@ -417,7 +423,7 @@ class Compiler:
             max_steps=int(limits.get("max_steps", 1000)) if isinstance(limits.get("max_steps", 1000), int) else 1000,
             max_duration=_safe_duration(limits.get("max_duration")),
             description=data.get("description") if isinstance(data.get("description"), str) else None,
-            prompt_refs=tuple(self.prompt_refs), assigned_variables=frozenset(),
+            prompt_refs=tuple(self.prompt_refs), prompt_ref_vars=tuple(self.prompt_ref_vars), assigned_variables=frozenset(),
             source_sha256=hashlib.sha256(doc.text.encode("utf-8", "surrogatepass")).hexdigest(),
         )
         graph_ok = not any(d.code in ("E201", "E206") for d in self.diags)

@@ -218,6 +218,7 @@ class Flow:
     max_duration: float | None
     description: str | None
     prompt_refs: tuple             # tuple[(prompt id, Position)]
+    prompt_ref_vars: tuple         # parallel to prompt_refs: frozenset of variable names passed in `vars`
     assigned_variables: frozenset[str]
     source_sha256: str
 
