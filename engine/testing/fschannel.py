@@ -1,0 +1,482 @@
+"""One emulated FreeSWITCH channel: private event queue, application stack, DTMF, hangup.
+
+Model (each point backed by a capture, see docs/esl.md):
+* sendmsg executes go to the channel's private queue. When idle (parked) the next one starts on
+  the next media tick. While an application that reads the private queue (playback,
+  play_and_get_digits, record, conference, bridge, park, sleep, speak) runs *without* event-lock,
+  a queued request runs at once, nested: the outer one pauses and resumes (q1/q3). An
+  application started with event-lock keeps the queue locked until it ends (q2).
+* Digits are queued on the channel and dequeued (DTMF event fired) by the innermost running
+  application, or by the park loop when idle (which discards them): digits beyond a read's
+  maximum come out as DTMF events after its completion (1.log).
+* Hangup fires CHANNEL_HANGUP at once; running applications then unwind innermost first with
+  their completions, then CHANNEL_UNPARK, the socket application's completion, CHANNEL_STATE
+  CS_HANGUP / CS_REPORTING and CHANNEL_HANGUP_COMPLETE (3.log, o.log, l_1.log).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid as uuidlib
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .fswire import Header
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .fsemu import FreeSwitchEmulator
+    from .fssession import EmuSession
+
+log = logging.getLogger("ivrflow.fsemu")
+
+DONE, STOPPED, BREAK, HANGUP, ENDED = "done", "stopped", "break", "hangup", "ended"
+
+STATE_NUMBERS = {"CS_NEW": 0, "CS_INIT": 1, "CS_ROUTING": 2, "CS_SOFT_EXECUTE": 3,
+                 "CS_EXECUTE": 4, "CS_EXCHANGE_MEDIA": 5, "CS_PARK": 6, "CS_CONSUME_MEDIA": 7,
+                 "CS_HIBERNATE": 8, "CS_RESET": 9, "CS_HANGUP": 10, "CS_REPORTING": 11,
+                 "CS_DESTROY": 12}
+
+
+@dataclass
+class AppRequest:
+    """An application to run: from sendmsg, the dialplan, or a (scheduled) broadcast."""
+
+    app: str
+    arg: str = ""
+    event_uuid: str | None = None
+    event_lock: bool = False
+    loops: int = 1
+    origin: str = "sendmsg"
+
+
+@dataclass
+class RunningApp:
+    req: AppRequest
+    parses_events: bool
+    app_uuid: str
+    break_flag: bool = False
+    ended: str | None = None          # set by others (kicked, conference ended, bridge over)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class EmuChannel:
+    """State and behaviour of one channel. Created by FreeSwitchEmulator."""
+
+    def __init__(self, emu: "FreeSwitchEmulator", *, uuid: str, name: str, caller_number: str,
+                 destination: str, caller_name: str = "", context: str = "default",
+                 direction: str = "inbound", source: str = "mod_loopback",
+                 variables: dict[str, str] | None = None, dtmf_source: str = "UNKNOWN",
+                 notice_position: str | None = None) -> None:
+        self.emu = emu
+        self.uuid = uuid
+        self.name = name
+        self.caller_number = caller_number
+        self.caller_name = caller_name
+        self.destination = destination
+        self.context = context
+        self.direction = direction
+        self.source = source
+        self.dtmf_source = dtmf_source
+        self.notice_position = notice_position or emu.notice_position
+        self.vars: dict[str, str] = dict(variables or {})
+        self.state = "CS_EXECUTE"
+        self.call_state = "RINGING"
+        self.answer_state = "ringing"
+        self.hangup_cause: str | None = None
+        self.hangup_in_app = False           # hangup executed from the private event queue
+        self.created_us = emu.epoch_us()
+        self.answered_us = 0
+        self.hangup_us = 0
+        self.origin = emu.loop.time()          # frame clock origin
+        self.queue: deque[AppRequest] = deque()
+        self.stack: list[RunningApp] = []
+        self.dtmf_q: deque[str] = deque()
+        self.socket: EmuSession | None = None
+        self.socket_app: RunningApp | None = None
+        self.transfer_to: tuple[str, str] | None = None
+        self.other_leg: "EmuChannel | None" = None
+        self.caller: Any = None                 # CallerScript
+        self.audio: list[tuple[float, float]] = []   # caller speech (loop time start, end)
+        self.hangup_done: asyncio.Future[None] = emu.loop.create_future()
+        self.app_history: list[tuple[str, str]] = []
+        self._signal = asyncio.Event()
+        self._app_starts: dict[str, int] = {}
+        self._task: asyncio.Task | None = None
+        self._tearing_down = False
+        self._sched: list[asyncio.TimerHandle] = []
+
+    # ---------------------------------------------------------------- basics
+
+    @property
+    def hungup(self) -> bool:
+        return self.hangup_cause is not None
+
+    def signal(self) -> None:
+        self._signal.set()
+
+    def var(self, name: str, default: str | None = None) -> str | None:
+        return self.vars.get(name, default)
+
+    def set_var(self, name: str, value: str | None) -> None:
+        """Set (moving it last, as FreeSWITCH re-adds the header) or unset (None / "")."""
+        self.vars.pop(name, None)
+        if value not in (None, ""):
+            self.vars[name] = str(value)
+
+    async def tick(self) -> None:
+        """Wait for the next media frame boundary (strictly later), or just yield."""
+        frame = self.emu.frame_ms / 1000.0
+        loop = self.emu.loop
+        if frame <= 0:
+            await asyncio.sleep(0)
+            return
+        now = loop.time()
+        n = int((now - self.origin) / frame + 1e-9) + 1
+        await asyncio.sleep(max(0.0, self.origin + n * frame - now))
+
+    def schedule(self, delay: float, fn: Callable[[], Any]) -> None:
+        self._sched.append(self.emu.loop.call_later(max(0.0, delay), fn))
+
+    # ---------------------------------------------------------------- events
+
+    def profile(self, prefix: str) -> list[Header]:
+        h = [(f"{prefix}-Direction", self.direction),
+             (f"{prefix}-Logical-Direction", self.direction), (f"{prefix}-Dialplan", "xml")]
+        if self.caller_name:
+            h.append((f"{prefix}-Caller-ID-Name", self.caller_name))
+        h += [(f"{prefix}-Caller-ID-Number", self.caller_number)]
+        if self.caller_name:
+            h.append((f"{prefix}-Orig-Caller-ID-Name", self.caller_name))
+        h += [
+            (f"{prefix}-Orig-Caller-ID-Number", self.caller_number),
+            (f"{prefix}-Callee-ID-Name", "Outbound Call"),
+            (f"{prefix}-Callee-ID-Number", "default"),
+            (f"{prefix}-ANI", self.caller_number),
+            (f"{prefix}-Destination-Number", self.destination),
+            (f"{prefix}-Unique-ID", self.uuid),
+            (f"{prefix}-Source", self.source),
+            (f"{prefix}-Context", self.context),
+            (f"{prefix}-Channel-Name", self.name),
+            (f"{prefix}-Profile-Index", "1"),
+            (f"{prefix}-Profile-Created-Time", str(self.created_us)),
+            (f"{prefix}-Channel-Created-Time", str(self.created_us)),
+            (f"{prefix}-Channel-Answered-Time", str(self.answered_us)),
+            (f"{prefix}-Channel-Progress-Time", "0"),
+            (f"{prefix}-Channel-Progress-Media-Time", "0"),
+            (f"{prefix}-Channel-Hangup-Time", str(self.hangup_us)),
+            (f"{prefix}-Channel-Transfer-Time", "0"),
+            (f"{prefix}-Channel-Resurrect-Time", "0"),
+            (f"{prefix}-Channel-Bridged-Time", "0"),
+            (f"{prefix}-Channel-Last-Hold", "0"),
+            (f"{prefix}-Channel-Hold-Accum", "0"),
+            (f"{prefix}-Screen-Bit", "true"),
+            (f"{prefix}-Privacy-Hide-Name", "false"),
+            (f"{prefix}-Privacy-Hide-Number", "false"),
+        ]
+        return h
+
+    def channel_block(self, *, caller: bool = True) -> list[Header]:
+        h = [("Channel-State", self.state), ("Channel-Call-State", self.call_state),
+             ("Channel-State-Number", str(STATE_NUMBERS.get(self.state, 4))),
+             ("Channel-Name", self.name), ("Unique-ID", self.uuid),
+             ("Call-Direction", self.direction), ("Presence-Call-Direction", self.direction),
+             ("Channel-HIT-Dialplan", "true"), ("Channel-Call-UUID", self.uuid),
+             ("Answer-State", self.answer_state)]
+        if self.hangup_cause:
+            h.append(("Hangup-Cause", self.hangup_cause))
+        h += [("Channel-Read-Codec-Name", "L16"), ("Channel-Read-Codec-Rate", "8000"),
+              ("Channel-Read-Codec-Bit-Rate", "128000"), ("Channel-Write-Codec-Name", "L16"),
+              ("Channel-Write-Codec-Rate", "8000"), ("Channel-Write-Codec-Bit-Rate", "128000")]
+        if caller:
+            h += self.profile("Caller")
+        return h
+
+    def other_leg_block(self) -> list[Header]:
+        other = self.other_leg
+        if other is None:
+            return []
+        return [("Other-Type", "originatee"), ("Other-Leg-Direction", "outbound"),
+                ("Other-Leg-Logical-Direction", "outbound"), ("Other-Leg-Dialplan", "xml"),
+                ("Other-Leg-Caller-ID-Number", self.caller_number),
+                ("Other-Leg-Destination-Number", other.destination),
+                ("Other-Leg-Unique-ID", other.uuid), ("Other-Leg-Source", other.source),
+                ("Other-Leg-Context", other.context), ("Other-Leg-Channel-Name", other.name)]
+
+    def var_headers(self) -> list[Header]:
+        return [(f"variable_{k}", v) for k, v in self.vars.items()]
+
+    def fire(self, name: str, *, variables: bool = True, extra: list[Header] = (),
+             prefix: list[Header] = (), body: str | None = None) -> None:
+        headers = self.emu.host.core(name, self.emu.epoch_us())
+        headers += list(prefix) + self.channel_block() + self.other_leg_block()
+        if variables:
+            headers += self.var_headers()
+        headers += list(extra)
+        self.emu.fire(headers, body)
+
+    def fire_custom(self, subclass: str, action: str, pre: list[Header], post: list[Header],
+                    *, with_channel: bool = True) -> None:
+        """CUSTOM event with the conference layout: subclass, core, pre, channel, post."""
+        core = self.emu.host.core("CUSTOM", self.emu.epoch_us(), calling=action)
+        headers = [("Event-Subclass", subclass)] + core + list(pre)
+        if with_channel:
+            headers += self.channel_block()
+        headers += list(post)
+        self.emu.fire(headers, None)
+
+    # ---------------------------------------------------------------- inputs
+
+    def enqueue(self, req: AppRequest, *, front: bool = False) -> None:
+        if self.hungup:
+            return          # a command for a dead channel never executes (9.log)
+        if front:
+            self.queue.appendleft(req)
+        else:
+            self.queue.append(req)
+        self.signal()
+
+    def push_dtmf(self, digits: str) -> None:
+        if self.hungup:
+            return
+        self.dtmf_q.extend(digits)
+        self.signal()
+
+    def add_audio(self, seconds: float) -> None:
+        """Caller audio (speech or tone) starting now, for record's silence detection."""
+        now = self.emu.loop.time()
+        self.audio.append((now, now + seconds))
+        self.signal()
+
+    def request_break(self, flush: bool = False) -> None:
+        if self.stack:
+            self.stack[-1].break_flag = True
+        if flush:
+            self.queue.clear()      # flushed apps report nothing (n2)
+        self.signal()
+
+    def dequeue_dtmf(self) -> str:
+        digit = self.dtmf_q.popleft()
+        self.fire("DTMF", variables=False, extra=[("DTMF-Digit", digit),
+                                                  ("DTMF-Duration", "2000"),
+                                                  ("DTMF-Source", self.dtmf_source)])
+        return digit
+
+    # ---------------------------------------------------------------- state changes
+
+    def answer(self) -> None:
+        if self.answer_state == "answered" or self.hungup:
+            return
+        self.answer_state = "answered"
+        self.call_state = "ACTIVE"
+        self.answered_us = self.emu.epoch_us()
+        self.set_var("endpoint_disposition", "ANSWER")
+        self.fire("CHANNEL_ANSWER")
+
+    def pre_answer(self) -> None:
+        if self.answer_state in ("answered", "early") or self.hungup:
+            return
+        self.answer_state = "early"
+        self.call_state = "EARLY"
+        self.fire("CHANNEL_PROGRESS_MEDIA")
+
+    def hangup(self, cause: str = "NORMAL_CLEARING") -> None:
+        """Hang up now: CHANNEL_HANGUP at once, the unwinding follows in the session task."""
+        if self.hungup:
+            return
+        self._notice("before_hangup")
+        self.hangup_cause = cause
+        self.answer_state = "hangup"
+        self.call_state = "HANGUP"
+        self.hangup_us = self.emu.epoch_us()
+        self.vars.setdefault("hangup_cause", cause)
+        self.fire("CHANNEL_HANGUP")
+        self._notice("after_hangup")
+        for handle in self._sched:
+            handle.cancel()
+        self.queue.clear()
+        self.signal()
+        if self.other_leg is not None:
+            self.other_leg.signal()
+        if self.other_leg is not None and not self.other_leg.hungup and \
+                self.other_leg.socket is None and self.other_leg._task is None:
+            self.other_leg.hangup(cause)
+        if self._task is None or self._task.done():
+            self.emu.loop.create_task(self._teardown(socket_app=False))
+
+    def _notice(self, position: str) -> None:
+        if self.socket is not None and self.notice_position == position:
+            self.socket.hangup_notice()
+
+    # ---------------------------------------------------------------- media primitive
+
+    async def media(self, app: RunningApp, ms: float | None, *,
+                    on_digit: Callable[[str], bool] | None = None,
+                    until: Callable[[], bool] | None = None) -> str:
+        """Let `ms` of media time pass as the innermost application (None: until interrupted).
+
+        Returns DONE, STOPPED (on_digit returned True, or `until()` became true), BREAK,
+        ENDED (app.ended set) or HANGUP. Digits are dequeued here (DTMF events); queued requests
+        run nested when allowed; media time is paused while a nested application runs."""
+        loop = self.emu.loop
+        remaining = None if ms is None else ms / 1000.0
+        aligned = False
+        while True:
+            self._signal.clear()
+            if self.hungup:
+                return HANGUP
+            if app.ended:
+                return ENDED
+            if app.break_flag:
+                app.break_flag = False
+                return BREAK
+            if until is not None and until():
+                return STOPPED
+            if self.dtmf_q or (self.queue and self._can_nest(app)):
+                if self.emu.frame_ms and not aligned:
+                    t0 = loop.time()
+                    await self.tick()
+                    if remaining is not None:
+                        remaining -= loop.time() - t0
+                    aligned = True
+                    continue
+                aligned = False
+                if self.dtmf_q:
+                    digit = self.dequeue_dtmf()
+                    if on_digit is not None and on_digit(digit):
+                        return STOPPED
+                    continue
+                req = self.queue.popleft()
+                await self.run_app(req)
+                continue
+            aligned = False
+            if remaining is not None and remaining <= 1e-9:
+                return DONE
+            t0 = loop.time()
+            try:
+                await asyncio.wait_for(self._signal.wait(), remaining)
+            except asyncio.TimeoutError:
+                pass
+            if remaining is not None:
+                remaining -= loop.time() - t0
+
+    def _can_nest(self, app: RunningApp) -> bool:
+        return app.parses_events and not app.req.event_lock and bool(self.stack) and \
+            self.stack[-1] is app
+
+    # ---------------------------------------------------------------- running applications
+
+    async def run_app(self, req: AppRequest) -> None:
+        from .fsapps import APPS, AppContext
+        spec = APPS.get(req.app)
+        if spec is None:
+            log.warning("%s: invalid application %r (no events, like FreeSWITCH)", self.name,
+                        req.app)
+            return
+        loops = req.loops if req.loops and req.loops > 0 else 1
+        app_uuid = req.event_uuid or str(uuidlib.uuid4())
+        for n in range(loops):
+            if self.hungup and n:
+                break
+            app = RunningApp(req, spec.parses_events, app_uuid)
+            if req.origin == "sendmsg":
+                self.set_var("current_loop", str(n + 1))
+                self.set_var("total_loops", str(loops))
+            self.set_var("current_application_response", None)
+            self.set_var("current_application", req.app)
+            self.set_var("current_application_data", req.arg or None)
+            extra = [("Application", req.app)]
+            if req.arg:
+                extra.append(("Application-Data", req.arg))
+            self.stack.append(app)
+            self.app_history.append((req.app, req.arg))
+            self.fire("CHANNEL_EXECUTE", extra=extra + [("Application-UUID", app_uuid)])
+            self._app_started(req.app)
+            try:
+                response = await spec.handler(AppContext(self, app), req.arg)
+            except Exception:
+                log.exception("%s: emulated application %s failed", self.name, req.app)
+                response = "_none_"
+            finally:
+                self.stack.remove(app)
+            self.fire("CHANNEL_EXECUTE_COMPLETE", extra=extra + [
+                ("Application-Response", response or "_none_"), ("Application-UUID", app_uuid)])
+
+    def _app_started(self, app: str) -> None:
+        self._app_starts[app] = self._app_starts.get(app, 0) + 1
+        if self.caller is not None:
+            self.caller.app_started(self, app, self._app_starts[app])
+
+    async def park_loop(self) -> None:
+        """The socket application's park: run queued requests one by one, drop idle digits."""
+        while not self.hungup and self.transfer_to is None:
+            self._signal.clear()
+            if self.dtmf_q or self.queue:
+                await self.tick()
+                if self.hungup:
+                    break
+                if self.dtmf_q:
+                    self.dequeue_dtmf()
+                    continue
+                if self.queue:
+                    await self.run_app(self.queue.popleft())
+                continue
+            await self._signal.wait()
+
+    async def socket_session(self, socket_arg: str) -> None:
+        """Run the `socket` application for an outbound ESL session until hangup/transfer."""
+        self._task = asyncio.current_task()
+        self.socket_app = RunningApp(AppRequest("socket", socket_arg, origin="dialplan"), True,
+                                     str(uuidlib.uuid4()))
+        try:
+            await self.tick()
+            if not self.hungup:
+                self.fire("CHANNEL_PARK")
+            await self.park_loop()
+            await self._end_socket_app()
+            if self.transfer_to is not None and not self.hungup:
+                await self._run_transfer()
+        finally:
+            await self._teardown(socket_app=False)
+
+    async def _end_socket_app(self) -> None:
+        if self.socket_app is None:
+            return
+        if self.hungup:
+            await self.tick()
+        app, self.socket_app = self.socket_app, None
+        self.fire("CHANNEL_UNPARK")
+        response = self.var("current_application_response", "_none_")
+        self.fire("CHANNEL_EXECUTE_COMPLETE", extra=[
+            ("Application", "socket"), ("Application-Data", app.req.arg),
+            ("Application-Response", response), ("Application-UUID", app.app_uuid)])
+
+    async def _run_transfer(self) -> None:
+        dest, context = self.transfer_to or ("", "default")
+        self.transfer_to = None
+        self.destination, self.context = dest, context
+        for state in ("CS_ROUTING", "CS_EXECUTE"):
+            self.state = state
+            self.fire("CHANNEL_STATE", variables=False)
+        for app, arg in self.emu.dialplan.get(dest, []):
+            if self.hungup or self.transfer_to is not None:
+                break
+            await self.run_app(AppRequest(app, arg, origin="dialplan"))
+        if not self.hungup and self.transfer_to is None:
+            self.hangup("NORMAL_CLEARING")     # dialplan exhausted
+
+    async def _teardown(self, *, socket_app: bool) -> None:
+        if self.hangup_done.done() or not self.hungup or self._tearing_down:
+            return
+        self._tearing_down = True
+        await self.tick()
+        for state in ("CS_HANGUP", "CS_REPORTING"):
+            self.state = state
+            self.fire("CHANNEL_STATE", variables=False)
+        self.fire("CHANNEL_HANGUP_COMPLETE", prefix=[("Hangup-Cause", self.hangup_cause or "")])
+        self._notice("after_hangup_complete")
+        if not self.hangup_done.done():
+            self.hangup_done.set_result(None)
+        self.emu.channel_gone(self)
