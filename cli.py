@@ -53,14 +53,8 @@ def catalog_provider_for(prompts_root: Path | None):
         except CatalogError as e:
             return list(e.diagnostics)
         # a prompt's template sees the flow's variables plus what the reference passes in `vars`
-        groups: dict = {}
-        for ref, provided in zip(flow.prompt_refs, flow.prompt_ref_vars):
-            groups.setdefault(provided, []).append(ref)
-        out = []
-        for provided, refs in (groups or {frozenset(): []}).items():
-            out += pcheck.check_prompts(refs, set(flow.assigned_variables) | set(provided), cat, list(flow.languages),
-                                        report_unused=False)
-        return out
+        return pcheck.check_prompts(list(flow.prompt_refs), set(flow.assigned_variables), cat, list(flow.languages),
+                                    ref_vars=list(flow.prompt_ref_vars), report_unused=False)
 
     return provider
 
