@@ -81,6 +81,9 @@ class Action:
     #: for actions whose variables depend on their parameters (e.g. ``http`` with ``map``):
     #: params (as written in the flow) -> outcome -> variable names set
     dynamic_sets: Callable[[Mapping[str, Any]], Mapping[str, tuple[str, ...]]] | None = None
+    #: params (rendered, as shown) -> the copy written into the call record, e.g. ``http``
+    #: hides credential headers; ``run`` still gets the real values
+    record_params: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):

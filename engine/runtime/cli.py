@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import logging
 import sys
+import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -131,6 +132,31 @@ def _store(db: str | None, clock: Any, tz: str, seed: bool, notes: list[str]) ->
         st.close()
 
 
+def _config(path: str | None) -> dict:
+    """The deployment configuration file (--config) for the integration actions, or {}."""
+    if path is None:
+        return {}
+    from engine.integrations.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        raise click.BadParameter(str(e), param_hint="--config") from None
+
+
+_CONFIG_HELP = "Deployment configuration (YAML) for the http/sql actions, e.g. ivrflow.example.yaml."
+
+
+def _environment(config_file: str | None, scenario_file: str | None, case_name: str | None):
+    """The systems around explored calls: --config, plus a scenario case's routes and databases."""
+    from engine.scenario.environment import environment_for
+
+    try:
+        return environment_for(_config(config_file), scenario_file, case_name)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--scenario") from None
+
+
 def _sim_options(conference_seconds, fail_transfer, fail_conference, prompt_seconds) -> SimOptions:
     return SimOptions(conference_seconds=conference_seconds,
                       fail_transfers=True if "*" in fail_transfer else frozenset(fail_transfer),
@@ -159,6 +185,7 @@ def _common(f):
                      help="Simulate a room that refuses the caller ('*' = all)."),
         click.option("--prompt-seconds", default=None, type=float,
                      help="Fixed length of every prompt (default: estimated from the text)."),
+        click.option("--config", "config_file", default=None, type=click.Path(dir_okay=False), help=_CONFIG_HELP),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -183,7 +210,7 @@ def _common(f):
 @_common
 def simulate(flow_file, script, interactive, db, no_seed, as_json, no_positions, show_vars, max_steps, verbose,
              caller, untrusted, lang, at, tz, var, chan, prompts_dir, conference_seconds, fail_transfer,
-             fail_conference, prompt_seconds):
+             fail_conference, prompt_seconds, config_file):
     """Simulate one call of FLOW: scripted (--input) or interactive.
 
     \b
@@ -211,6 +238,7 @@ def simulate(flow_file, script, interactive, db, no_seed, as_json, no_positions,
         except ScriptError as e:
             raise click.BadParameter(str(e), param_hint="--input") from None
     registry = _registry()
+    config = _config(config_file)
     flow = _compile(flow_file, registry)
     if lang is not None and lang not in flow.languages:
         raise click.BadParameter(f"the flow speaks {', '.join(flow.languages)}, not {lang!r}", param_hint="--lang")
@@ -235,8 +263,10 @@ def simulate(flow_file, script, interactive, db, no_seed, as_json, no_positions,
     with _store(db, clock, tz, not no_seed, store_notes) as store:
         for n in store_notes:
             click.echo(f"note: {n}", err=True)
-        interp = Interpreter(flow, registry=registry, resolver=resolver, store=store, max_steps=max_steps)
-        call_id = f"sim-{start:%Y%m%d%H%M%S}"
+        interp = Interpreter(flow, registry=registry, resolver=resolver, store=store, max_steps=max_steps,
+                             config=config)
+        # unique: several simulated calls may share a start time and one database
+        call_id = f"sim-{start:%Y%m%d%H%M%S}-{uuid.uuid4().hex[:8]}"
         if interactive:
             ch = TerminalChannel(call_id, caller, "10000", caller_trusted=not untrusted, variables=channel_vars,
                                  out=click.echo)
@@ -274,7 +304,9 @@ def simulate(flow_file, script, interactive, db, no_seed, as_json, no_positions,
 @click.option("--prompts", "prompts_dir", default=None, type=click.Path(file_okay=False), help="Prompt catalogs root.")
 @click.option("--tz", default="Asia/Shanghai", show_default=True, help="The store's time zone.")
 @click.option("-v", "--verbose", is_flag=True, help="List every case; full transcripts of failures.")
-def test(paths, db, no_db, only, coverage, coverage_json, fail_under, as_json, prompts_dir, tz, verbose):
+@click.option("--config", "config_file", default=None, type=click.Path(dir_okay=False),
+              help=_CONFIG_HELP + " Cases' config: is merged over it.")
+def test(paths, db, no_db, only, coverage, coverage_json, fail_under, as_json, prompts_dir, tz, verbose, config_file):
     """Run scenario files (default: flows/): *.test.yaml files and YAML files under tests/."""
     from engine.flow.diagnostics import render_all
     from engine.scenario.coverage import merge_table, total_percent
@@ -287,7 +319,8 @@ def test(paths, db, no_db, only, coverage, coverage_json, fail_under, as_json, p
         click.echo(f"error: {p}", err=True)
     if not files:
         raise click.UsageError("no scenario files found")
-    runner = Runner(registry=_registry(), db_url=db, prompts_root=prompts_dir, tz=tz, use_store=not no_db)
+    runner = Runner(registry=_registry(), db_url=db, prompts_root=prompts_dir, tz=tz, use_store=not no_db,
+                    config=_config(config_file))
     bad_input = bool(problems)
     failed = 0
     out_json = {"suites": []}
@@ -371,9 +404,14 @@ def _suite_json(sr) -> dict:
               help="Where the caller hangs up: after each input, or also during every prompt.")
 @click.option("--max-runs", type=click.IntRange(1), default=20000, show_default=True, help="Stop after this many calls.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--scenario", "scenario_file", default=None, type=click.Path(dir_okay=False),
+              help="Explore against the systems a scenario case declares (its config, HTTP routes, databases).")
+@click.option("--case", "case_name", default=None, metavar="NAME",
+              help="With --scenario: the case whose systems to use (default: the first case).")
 @_common
-def explore(flow_file, depth, db, no_seed, values, hangups, max_runs, as_json, caller, untrusted, lang, at, tz, var,
-            chan, prompts_dir, conference_seconds, fail_transfer, fail_conference, prompt_seconds):
+def explore(flow_file, depth, db, no_seed, values, hangups, max_runs, as_json, scenario_file, case_name, caller,
+            untrusted, lang, at, tz, var, chan, prompts_dir, conference_seconds, fail_transfer, fail_conference,
+            prompt_seconds, config_file):
     """Walk FLOW with every key, timeouts and hangups up to --depth inputs; report paths that crash,
     hit the step limit or end without a disposition, each with the shortest input that reaches it."""
     from engine.scenario.db import MemoryDatabases, is_memory
@@ -398,16 +436,17 @@ def explore(flow_file, depth, db, no_seed, values, hangups, max_runs, as_json, c
         raise click.BadParameter("explore replays every path from the start, so it needs a database it can "
                                  "copy: ':memory:' or 'none'", param_hint="--db")
     resolver, _ = make_resolver(flow, prompts_dir)
-    ex = Explorer(flow, registry=registry, resolver=resolver, depth=depth, databases=dbs, seed=not no_seed,
-                  caller=caller, trusted=not untrusted, lang=lang, start=_start(at, tz, default_now=False),
-                  options=_sim_options(conference_seconds, fail_transfer, fail_conference, prompt_seconds),
-                  values=vals, hangups=hangups, max_runs=max_runs, variables=_assignments(var, "--var"),
-                  channel_vars=_assignments(chan, "--chan"))
-    try:
-        rep = ex.run()
-    finally:
-        if dbs is not None:
-            dbs.close()
+    with _environment(config_file, scenario_file, case_name) as env:
+        ex = Explorer(flow, registry=registry, resolver=resolver, depth=depth, databases=dbs, seed=not no_seed,
+                      caller=caller, trusted=not untrusted, lang=lang, start=_start(at, tz, default_now=False),
+                      options=_sim_options(conference_seconds, fail_transfer, fail_conference, prompt_seconds),
+                      values=vals, hangups=hangups, max_runs=max_runs, variables=_assignments(var, "--var"),
+                      channel_vars=_assignments(chan, "--chan"), config=env.config)
+        try:
+            rep = ex.run()
+        finally:
+            if dbs is not None:
+                dbs.close()
     if as_json:
         click.echo(json.dumps(rep.to_json(), ensure_ascii=False, indent=2))
     else:

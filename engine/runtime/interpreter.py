@@ -101,12 +101,13 @@ class _Context:
     """The ActionContext handed to actions (engine.actions.base.ActionContext)."""
 
     __slots__ = ("call_id", "caller", "caller_raw", "destination", "channel", "variables", "store", "clock",
-                 "config", "language", "state", "_call")
+                 "config", "language", "languages", "state", "step", "_call")
 
     def __init__(self, call: "Call", state: ir.State):
         self._call = call
         self.call_id = call.channel.call_id
-        self.caller = call.vars.get("caller")
+        # from the channel, never from a flow variable (a flow or its input cannot make a number trusted)
+        self.caller = call.channel.caller_raw if call.channel.caller_trusted else None
         self.caller_raw = call.channel.caller_raw
         self.destination = call.channel.destination
         self.channel = call.channel
@@ -115,7 +116,9 @@ class _Context:
         self.clock = call.clock
         self.config = call.interp.config
         self.language = call.vars.get("lang")
+        self.languages = call.flow.languages      # the flow's languages, the default first
         self.state = state.name
+        self.step = call.steps                    # the step number of this state (unique in the call)
 
     def log(self, message: str, **fields: Any) -> None:
         c = self._call
@@ -130,7 +133,8 @@ class Interpreter:
 
     def __init__(self, flow: ir.Flow, *, registry: Mapping[str, Any] | None = None, resolver: Resolver | None = None,
                  store: Any = None, config: Mapping[str, Any] | None = None, max_steps: int | None = None,
-                 recordings_dir: str = "recordings", record_min_seconds: float = 1.0):
+                 recordings_dir: str = "recordings", record_min_seconds: float = 1.0,
+                 write_cdr: bool = True):
         if registry is None:
             from engine.actions import default_registry
 
@@ -143,6 +147,8 @@ class Interpreter:
         self.max_steps = max_steps if max_steps is not None else flow.max_steps
         self.recordings_dir = recordings_dir.rstrip("/")
         self.record_min_seconds = record_min_seconds
+        #: False: the caller of run() stores the call record itself (ivrflow serve: retries, spool)
+        self.write_cdr = write_cdr
         self._validators: dict[str, Any] = {}
         self.flat_variables = all(x is None or isinstance(x, (str, int, float, bool)) for x in flow.variables.values())
 
@@ -334,7 +340,20 @@ class Call:
             rec.disposition = "aborted"
             rec.hangup_by, rec.hangup_cause = "flow", "SYSTEM_SHUTDOWN"
             self.close_record()
+            await self.write_cdr()
             raise
+        await self.write_cdr()
+
+    async def write_cdr(self) -> None:
+        """Store the call-detail record (``Store.record_call``) when the call has a store.
+        A failure is logged; it never changes how the call ended."""
+        store = self.interp.store
+        if store is None or not hasattr(store, "record_call") or not getattr(self.interp, "write_cdr", True):
+            return
+        try:
+            await asyncio.to_thread(store.record_call, **self.rec.cdr())
+        except Exception as e:  # noqa: BLE001 - the call is over; losing its CDR must not crash the runtime
+            log.error("call %s: cannot store the call record: %s: %s", self.channel.call_id, type(e).__name__, e)
 
     def internal_error(self, message: str) -> _End:
         s = self.current
@@ -676,6 +695,8 @@ class Call:
         if action is None:
             raise _Fault("action", f"unknown action '{sp.name}'")
         params, shown = self.params(sp.params)
+        if action.record_params is not None:
+            shown = action.record_params(shown)
         ev = self.rec.add("action", state=s.name, scope=s.scope, action=sp.name, params=shown)
         raw = [sp.name, params, "error", {}]
         self.raw_actions.append(raw)

@@ -125,9 +125,9 @@ class Explorer:
                  trusted: bool = True, lang: str | None = None, start: Any = None,
                  options: SimOptions | None = None, values: Mapping[str, Sequence[str]] | None = None,
                  hangups: str = "input", max_runs: int = 20000, variables: Mapping[str, Any] | None = None,
-                 channel_vars: Mapping[str, Any] | None = None):
+                 channel_vars: Mapping[str, Any] | None = None, config: Mapping[str, Any] | None = None):
         self.flow = flow
-        self.interp = Interpreter(flow, registry=registry, resolver=resolver)
+        self.interp = Interpreter(flow, registry=registry, resolver=resolver, config=config)
         self.depth = depth
         self.databases = databases
         self.seed = seed
@@ -255,6 +255,7 @@ class Explorer:
         loop = asyncio.new_event_loop()
         seen: set[str] = set()
         found: dict[tuple, Problem] = {}
+        action_errors: Counter = Counter()
         queue: deque[list[Choice]] = deque([[]])
         try:
             while queue:
@@ -267,6 +268,9 @@ class Explorer:
                 kind, call, ch = self._replay(loop, tokens)
                 rep.runs += 1
                 rep.coverage.add(call.rec)
+                for e in call.rec.events:
+                    if e["type"] == "error" and e["kind"] == "action":
+                        action_errors[e["message"]] += 1
                 script = format_script(tokens)
                 for pk, state, pos, msg in self._problems(call, kind == "end"):
                     key = (pk, state, pos, msg)
@@ -301,6 +305,11 @@ class Explorer:
             if s.kind == "collect" and s.spec.into not in self.values and valid_entry(s.spec) is None:
                 rep.notes.append(f"{s.position}: no valid entry found for collect '{s.name}' (pattern "
                                  f"{s.spec.pattern!r}); give one with --value {s.spec.into}=DIGITS")
+        for msg, n in action_errors.most_common(3):
+            rep.notes.append(f"an action raised on {n} path{'s' if n != 1 else ''} (the error handler took over): "
+                             f"{msg}" + (" -- give the integrations' configuration with --config, or the "
+                                         "systems of a scenario with --scenario" if "http:" in msg or "sql:" in msg
+                                         else ""))
         rep.problems = sorted(found.values(), key=lambda p: (len(p.script.split()), p.kind, p.pos or ""))
         rep.seconds = time.perf_counter() - t0
         return rep

@@ -11,6 +11,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Mapping
 
 from engine.flow import compile_file, ir
@@ -66,7 +67,7 @@ class Runner:
 
     def __init__(self, *, registry: Mapping[str, Any] | None = None, db_url: str | None = None,
                  prompts_root: str | Path | None = None, tz: str = "Asia/Shanghai", use_store: bool = True,
-                 databases: MemoryDatabases | None = None):
+                 databases: MemoryDatabases | None = None, config: Mapping[str, Any] | None = None):
         if registry is None:
             from engine.actions import default_registry
 
@@ -79,6 +80,10 @@ class Runner:
         in_memory = use_store and (db_url is None or is_memory(db_url))
         self._own_memory = in_memory and databases is None
         self.memory = (databases or MemoryDatabases(tz)) if in_memory else None
+        from .environment import Environment
+
+        pg = db_url if use_store and db_url is not None and not is_memory(db_url) else None
+        self.env = Environment(config, pg_url=pg)
         self._flows: dict[Path, tuple] = {}
         self.coverage: dict[Path, Coverage] = {}
         self._loop = asyncio.new_event_loop()
@@ -86,6 +91,7 @@ class Runner:
     def close(self) -> None:
         if self.memory is not None and self._own_memory:
             self.memory.close()
+        self.env.close()
         self._loop.close()
 
     def flow(self, path: Path) -> tuple:
@@ -137,7 +143,8 @@ class Runner:
         t0 = time.perf_counter()
         clock = VirtualClock(case.at or DEFAULT_SIM_START)
         try:
-            with self._store(clock, case.seed) as store:
+            with self._store(clock, case.seed) as store, \
+                    self.env.call(config=case.config, routes=case.http, databases=case.databases) as env:
                 if case.data:
                     if store is None:
                         raise DataError("this run has no database (--no-db) but the case seeds rows")
@@ -145,10 +152,10 @@ class Runner:
                 ch = SimChannel(case.input, clock, call_id=f"test-{zlib.crc32(case.name.encode()):08x}",
                                 caller=case.caller, destination=case.destination, caller_trusted=case.trusted,
                                 variables=case.channel, options=case.sim)
-                call_interp = interp if store is None else _with_store(interp, store)
+                call_interp = _with_store(interp, store, env.config)
                 result = self._loop.run_until_complete(
                     call_interp.run(ch, clock, lang=case.lang, variables=case.variables or None))
-                failures = check_case(case, result, flow, store)
+                failures = check_case(case, result, flow, store, requests=env.requests)
         except DataError as e:
             return CaseResult(case, "error", [f"data: {e}"], None, time.perf_counter() - t0)
         except Exception as e:  # noqa: BLE001 - a database that cannot be set up, etc.
@@ -156,10 +163,12 @@ class Runner:
         return CaseResult(case, "fail" if failures else "pass", failures, result, time.perf_counter() - t0)
 
 
-def _with_store(interp: Interpreter, store: Any) -> Interpreter:
+def _with_store(interp: Interpreter, store: Any, config: Mapping[str, Any] | None = None) -> Interpreter:
     clone = Interpreter.__new__(Interpreter)
     clone.__dict__.update(interp.__dict__)
     clone.store = store
+    if config is not None:
+        clone.config = MappingProxyType(dict(config))
     return clone
 
 
@@ -268,8 +277,10 @@ def _prompt_ok(exp: Any, ev: dict) -> bool:
     return exp == ev.get("prompt") or (ev.get("prompt") is None and exp == ev.get("text"))
 
 
-def check_case(case: Case, res: CallResult, flow: ir.Flow, store: Any = None) -> list[str]:
-    """The failed expectations of a case, as readable text (empty list: the case passes)."""
+def check_case(case: Case, res: CallResult, flow: ir.Flow, store: Any = None,
+               requests: list[dict] | None = None) -> list[str]:
+    """The failed expectations of a case, as readable text (empty list: the case passes).
+    ``requests``: what the local HTTP server received (None: no routes declared)."""
     e = case.expect
     rec = res.record
     out: list[str] = []
@@ -335,8 +346,10 @@ def check_case(case: Case, res: CallResult, flow: ir.Flow, store: Any = None) ->
                 j += 1
         if j < len(e["actions"]):
             exp = e["actions"][j]
-            same_name = [(p, o) for n, p, o, _ in calls if n == exp.get("action")]
-            got = "; ".join(f"{exp.get('action')}({_masked_params(rec, p)}) -> {o}" for p, o in same_name) or \
+            # as the call record shows them (secrets and credentials masked)
+            same_name = [(ev.get("params") or {}, ev.get("outcome")) for ev in rec.of_type("action")
+                         if ev.get("action") == exp.get("action")]
+            got = "; ".join(f"{exp.get('action')}({p}) -> {o}" for p, o in same_name) or \
                 f"never called (calls: {', '.join(n for n, *_ in calls) or 'none'})"
             fail("actions", f"no call of {exp.get('action')}"
                             + (f" with params {exp['params']}" if exp.get("params") else "")
@@ -367,6 +380,7 @@ def check_case(case: Case, res: CallResult, flow: ir.Flow, store: Any = None) ->
                  + "".join(f"\n  {x['kind']} at {x.get('pos')}: {x['message']}" for x in errs))
         elif isinstance(want, list) and [x["kind"] for x in errs] != want:
             fail("errors", f"expected error kinds {want}, got {[x['kind'] for x in errs]}")
+    _check_requests(case, requests, fail)
     if "rows" in e and isinstance(e["rows"], dict):
         if store is None:
             fail("rows", "no database in this run")
@@ -394,13 +408,37 @@ def check_case(case: Case, res: CallResult, flow: ir.Flow, store: Any = None) ->
     return out
 
 
+def _request_line(r: dict) -> str:
+    q = "&".join(f"{k}={v}" for k, v in r["query"].items())
+    return f"{r['method']} http://{r['host']}{r['path']}" + (f"?{q}" if q else "")
+
+
+def _check_requests(case: Case, requests: list[dict] | None, fail) -> None:
+    """Unanswered requests always fail; ``expect.requests`` lists every request sent, in order
+    (each expected mapping is a subset of the request: method, host, path, query, json, headers)."""
+    if requests is None:
+        if "requests" in case.expect:
+            fail("requests", "no HTTP routes are declared for this case ('http:'), so no request was served")
+        return
+    for r in requests:
+        if r["route"] is None:
+            fail("requests", f"the flow sent {_request_line(r)}, which no route answers "
+                             "(declare it under 'http:', e.g. with status: 404)")
+    want = case.expect.get("requests")
+    if not isinstance(want, list):
+        return
+    ok = len(want) == len(requests) and all(isinstance(w, dict) and _same(w, r) for w, r in zip(want, requests))
+    if not ok:
+        bad = next((i for i, (w, r) in enumerate(zip(want, requests)) if not _same(w, r)), None)
+        why = (f"request {bad + 1} does not match {want[bad]}" if bad is not None
+               else f"expected {len(want)} request(s), the flow sent {len(requests)}")
+        sent = "\n  ".join(f"{i + 1}. " + _request_line(r) + (f" json={r['json']}" if r["json"] is not None else "")
+                           for i, r in enumerate(requests)) or "(none)"
+        fail("requests", f"{why}\n  sent:\n  {sent}")
+
+
 def _secret_names(rec: CallRecord) -> set:
     return {k for k, v in rec.variables.items() if v == "****"}
-
-
-def _masked_params(rec: CallRecord, params: dict) -> dict:
-    secrets = {k for ev in rec.of_type("action") for k, v in (ev.get("params") or {}).items() if v == "****"}
-    return {k: ("****" if k in secrets else v) for k, v in params.items()}
 
 
 def _nearest(want: dict, rows: list[dict]) -> dict | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -23,10 +24,11 @@ __all__ = ["Case", "Suite", "load_suite", "discover", "CASE_KEYS", "EXPECT_KEYS"
 
 SUITE_KEYS = ("flow", "description", "defaults", "cases")
 CASE_KEYS = ("name", "description", "caller", "trusted", "destination", "channel", "variables", "lang", "at",
-             "seed", "data", "input", "sim", "expect", "skip")
+             "seed", "data", "input", "sim", "expect", "skip", "config", "http", "databases")
 SIM_KEYS = ("conference_seconds", "fail_transfers", "fail_conferences", "prompt_seconds")
 EXPECT_KEYS = ("path", "states", "visited", "not_visited", "prompts", "variables", "actions", "disposition",
-               "hangup_cause", "final_state", "transfer", "rows", "errors")
+               "hangup_cause", "final_state", "transfer", "rows", "errors", "requests")
+DATABASE_KEYS = ("setup", "rows", "down")
 SUFFIXES = (".test.yaml", ".test.yml", ".tests.yaml", ".tests.yml")
 
 
@@ -48,6 +50,9 @@ class Case:
     expect: dict = field(default_factory=dict)
     expect_positions: dict = field(default_factory=dict)     # expectation key -> Position
     skip: str | None = None
+    config: dict = field(default_factory=dict)               # deployment configuration (merged over --config)
+    http: list = field(default_factory=list)                 # fakehttp.Route, for the local HTTP server
+    databases: dict = field(default_factory=dict)            # name -> {setup: Path | None, rows: {...}, down: bool}
 
 
 @dataclass
@@ -98,8 +103,9 @@ def _is_scenario(f: Path, root: Path) -> bool:
 
 
 class _Checker:
-    def __init__(self, doc: Document):
+    def __init__(self, doc: Document, base: Path | None = None):
         self.doc = doc
+        self.base = base or Path(".")
         self.diags: list[Diagnostic] = []
 
     def err(self, code: str, msg: str, path: tuple, key: bool = False, hint: str | None = None) -> None:
@@ -143,6 +149,12 @@ def _case(c: _Checker, raw: dict, path: tuple, defaults: dict, index: int) -> Ca
             for t, rows in v.items():
                 d[t] = d.get(t, []) + (rows if isinstance(rows, list) else [rows])
             merged["data"] = d
+        elif k == "config" and isinstance(v, dict) and isinstance(merged.get("config"), dict):
+            merged["config"] = deep_merge(merged["config"], v)
+        elif k == "http" and isinstance(v, dict) and isinstance(merged.get("http"), dict):
+            merged["http"] = {**merged["http"], **v}
+        elif k == "databases" and isinstance(v, dict) and isinstance(merged.get("databases"), dict):
+            merged["databases"] = _merge_databases(merged["databases"], v)
         else:
             merged[k] = v
     name = merged.get("name") if "name" in raw else None
@@ -220,6 +232,7 @@ def _case(c: _Checker, raw: dict, path: tuple, defaults: dict, index: int) -> Ca
         case.sim = SimOptions(**kw)
     except (TypeError, ValueError) as e:
         c.err("T003", f"bad 'sim' value: {e}", where("sim"))
+    _integrations(c, case, merged, where)
     if "skip" in merged and merged["skip"] not in (None, False):
         case.skip = str(merged["skip"]) if merged["skip"] is not True else "skipped"
     expect = c.mapping(raw.get("expect"), path + ("expect",), "'expect'")
@@ -232,8 +245,82 @@ def _case(c: _Checker, raw: dict, path: tuple, defaults: dict, index: int) -> Ca
     return case
 
 
+def deep_merge(a: dict, b: dict) -> dict:
+    """``b`` over ``a``; mappings are merged key by key, anything else is replaced."""
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _merge_databases(a: dict, b: dict) -> dict:
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in a.items()}
+    for name, spec in b.items():
+        base = out.get(name)
+        if not isinstance(spec, dict) or not isinstance(base, dict):
+            out[name] = spec
+            continue
+        merged = {**base, **{k: v for k, v in spec.items() if k != "rows"}}
+        rows = {t: list(r) for t, r in (base.get("rows") or {}).items() if isinstance(r, list)} \
+            if isinstance(base.get("rows"), dict) else {}
+        if isinstance(spec.get("rows"), dict):
+            for t, r in spec["rows"].items():
+                rows[t] = rows.get(t, []) + (r if isinstance(r, list) else [r])
+        elif "rows" in spec:
+            rows = spec["rows"]
+        merged["rows"] = rows
+        out[name] = merged
+    return out
+
+
+def _integrations(c: _Checker, case: Case, merged: dict, where) -> None:
+    """config, http routes and external databases of a case."""
+    from .fakehttp import RouteError, parse_routes
+
+    case.config = dict(c.mapping(merged.get("config"), where("config"), "'config'"))
+    if "config" in merged and case.config:
+        from engine.integrations.config import ConfigError, http_settings, sql_settings
+
+        try:
+            http_settings(case.config)
+            sql_settings(case.config)
+        except ConfigError as e:
+            c.err("T003", str(e), where("config"))
+    if merged.get("http") is not None:
+        try:
+            case.http = parse_routes(merged["http"])
+        except RouteError as e:
+            c.err("T003", f"http: {e}", where("http"))
+    dbs = c.mapping(merged.get("databases"), where("databases"), "'databases' (name: {setup, rows})")
+    for name, spec in dbs.items():
+        p = where("databases") + (name,)
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+            c.err("T003", f"database name {name!r}: use lower-case letters, digits and _ (as in the flow)", p, key=True)
+            continue
+        spec = c.mapping(spec, p, f"database '{name}'")
+        c.keys(spec, DATABASE_KEYS, p, f"database '{name}'")
+        setup = spec.get("setup")
+        setup_path = None
+        if setup is not None:
+            if not isinstance(setup, str):
+                c.err("T003", "setup must be the path of a SQL script (relative to this file)", p + ("setup",))
+            else:
+                setup_path = c.base / setup
+                if not setup_path.is_file():
+                    c.err("T003", f"setup script {setup_path} not found", p + ("setup",))
+        rows = c.mapping(spec.get("rows"), p + ("rows",), "'rows' (table: [row])")
+        for t, r in rows.items():
+            if not isinstance(r, list) or not all(isinstance(x, dict) for x in r):
+                c.err("T003", f"rows of table '{t}' must be a list of mappings", p + ("rows", t))
+        down = spec.get("down", False)
+        if not isinstance(down, bool):
+            c.err("T003", "down must be true (the database does not answer) or false", p + ("down",))
+            down = False
+        case.databases[name] = {"setup": setup_path, "rows": rows, "down": down}
+
+
 def _check_expect(c: _Checker, e: dict, path: tuple) -> None:
-    for k in ("path", "states", "visited", "not_visited", "prompts", "actions"):
+    for k in ("path", "states", "visited", "not_visited", "prompts", "actions", "requests"):
         if k in e and not isinstance(e[k], list):
             c.err("T003", f"expect.{k} must be a list", path + (k,))
     for k in ("variables", "rows", "transfer"):
@@ -251,6 +338,13 @@ def _check_expect(c: _Checker, e: dict, path: tuple) -> None:
                           "and 'outcome'", path + ("actions", i))
         else:
             c.keys(a, ("action", "params", "outcome"), path + ("actions", i), "an expected action")
+    for i, r in enumerate(e.get("requests") or []):
+        if not isinstance(r, dict):
+            c.err("T003", "each expected request is a mapping (method, path, query, json, headers, host)",
+                  path + ("requests", i))
+        else:
+            c.keys(r, ("method", "path", "query", "json", "headers", "host"), path + ("requests", i),
+                   "an expected request")
     for i, p in enumerate(e.get("prompts") or []):
         if not (isinstance(p, str) or (isinstance(p, dict) and set(p) == {"text"})):
             c.err("T003", "each expected prompt is a prompt id or {text: words it contains}", path + ("prompts", i))
@@ -269,7 +363,7 @@ def load_suite(file: str | Path, display: str | None = None) -> Suite:
     except UnicodeDecodeError:
         return Suite(name, None, [], [Diagnostic("T001", "the file is not valid UTF-8", Position(name, 1, 1))])
     doc = load(text, name)
-    c = _Checker(doc)
+    c = _Checker(doc, file.parent)
     c.diags.extend(Diagnostic("T001", d.message, d.position) for d in doc.diagnostics)
     if doc.diagnostics:
         return Suite(name, None, [], c.diags)

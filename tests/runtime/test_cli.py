@@ -1,5 +1,6 @@
 """The click commands: simulate, test, explore (and the interactive terminal channel)."""
 
+import re
 import json
 import os
 import subprocess
@@ -34,7 +35,7 @@ def test_simulate_prints_a_readable_transcript():
                "--at", "2025-03-03T10:00", "--prompt-seconds", "2")
     assert r.exit_code == 0, r.output
     out = r.output
-    assert "call sim-20250303100000  flow demo" in out
+    assert re.search(r"call sim-20250303100000-[0-9a-f]{8}  flow demo", out)
     assert "── welcome [play]" in out and "demo.yaml:20:3)" in out
     assert "IVR: [welcome] 欢迎致电示范热线。" in out
     assert "caller: 1  attempt 1" in out and "caller: ****  attempt 1" in out
@@ -226,3 +227,4 @@ def test_interactive_hangup_key(tmp_path):
     p = _interactive(tmp_path, b"7h")
     out = p.stdout.decode()
     assert "caller: 7" in out and "end: hangup" in out
+
