@@ -85,11 +85,8 @@ class Compiler:
         expression = None
         m = _EXPR_RE.match(value)
         if m and "{{" not in m.group(1) and "}}" not in m.group(1) and "{%" not in value:
+            # "{{ expr }}" parsed above as a template is the same text as the expression: no second parse
             expression = m.group(1).strip()
-            try:
-                templating.check_expression(expression)
-            except templating.TemplateError:
-                expression = None
         reads = analysis.required_names(value)
         if where is not None:
             self.reads.setdefault(where, []).extend((n, self.doc.pos(path)) for n in sorted(reads))
