@@ -198,9 +198,21 @@ async def app_playback(ctx: AppContext, arg: str) -> str:
 
 
 async def app_speak(ctx: AppContext, arg: str) -> str:
+    """speak engine|voice|text (m): only EXECUTE/COMPLETE; stops on a playback terminator."""
     text = arg.split("|", 2)[-1]
-    ms = 80.0 + 66.0 * len(text)
-    await ctx.media(ms)
+    ms = ctx.emu.speak_ms(text) if ctx.emu.speak_ms else 80.0 + 66.0 * len(text)
+    terms = ctx.terminators()
+    used: list[str] = []
+
+    def on_digit(d: str) -> bool:
+        if d in terms:
+            used.append(d)
+            return True
+        return False
+
+    await ctx.media(ms, on_digit=on_digit)
+    if used:
+        ctx.set_var("playback_terminator_used", used[0])
     return "_none_"
 
 
@@ -398,7 +410,7 @@ async def app_sched_hangup(ctx: AppContext, arg: str) -> str:
     if parts:
         cause = parts[1] if len(parts) > 1 else "ALLOTTED_TIMEOUT"
         chan = ctx.chan
-        chan.schedule(sched_delay(ctx.emu, parts[0]), lambda: chan.hangup(cause))
+        chan.sched_task(sched_delay(ctx.emu, parts[0]), lambda: chan.hangup(cause))
     return "_none_"
 
 
@@ -407,9 +419,9 @@ async def app_sched_broadcast(ctx: AppContext, arg: str) -> str:
     if len(parts) >= 2:
         chan = ctx.chan
         path = parts[1]
-        ctx.emu.sched_id += 1
-        ctx.set_var("last_sched_id", str(ctx.emu.sched_id))
-        chan.schedule(sched_delay(ctx.emu, parts[0]), lambda: ctx.emu.broadcast(chan, path))
+        task_id = chan.sched_task(sched_delay(ctx.emu, parts[0]),
+                                  lambda: ctx.emu.broadcast(chan, path))
+        ctx.set_var("last_sched_id", str(task_id))
     return "_none_"
 
 

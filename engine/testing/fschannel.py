@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import fswire
 from .fswire import Header
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -107,6 +108,12 @@ class EmuChannel:
         self._task: asyncio.Task | None = None
         self._tearing_down = False
         self._sched: list[asyncio.TimerHandle] = []
+        self.sched_tasks: dict[int, asyncio.TimerHandle] = {}
+        self.pending_break = False             # CF_BREAK set while no media application ran
+        self._hangup_after_keys: str | None = None
+        self._var_version = 0
+        self._var_cache: tuple | None = None
+        self._chan_cache: tuple | None = None
 
     # ---------------------------------------------------------------- basics
 
@@ -122,6 +129,7 @@ class EmuChannel:
 
     def set_var(self, name: str, value: str | None) -> None:
         """Set (moving it last, as FreeSWITCH re-adds the header) or unset (None / "")."""
+        self._var_version += 1
         self.vars.pop(name, None)
         if value not in (None, ""):
             self.vars[name] = str(value)
@@ -139,6 +147,27 @@ class EmuChannel:
 
     def schedule(self, delay: float, fn: Callable[[], Any]) -> None:
         self._sched.append(self.emu.loop.call_later(max(0.0, delay), fn))
+
+    def sched_task(self, delay: float, fn: Callable[[], Any]) -> int:
+        """A task of FreeSWITCH's scheduler (sched_hangup / sched_broadcast): its group is the
+        channel's uuid, so `sched_del <uuid>` cancels it. Returns the task id."""
+        self.emu.sched_id += 1
+        task_id = self.emu.sched_id
+        handle = self.emu.loop.call_later(max(0.0, delay), fn)
+        self.sched_tasks[task_id] = handle
+        self._sched.append(handle)
+        return task_id
+
+    def sched_cancel(self, task_id: int | None = None) -> int:
+        """Cancel one scheduled task, or all of this channel's; returns how many."""
+        ids = [task_id] if task_id is not None else list(self.sched_tasks)
+        count = 0
+        for i in ids:
+            handle = self.sched_tasks.pop(i, None)
+            if handle is not None and not handle.cancelled():
+                handle.cancel()
+                count += 1
+        return count
 
     # ---------------------------------------------------------------- events
 
@@ -210,12 +239,30 @@ class EmuChannel:
 
     def fire(self, name: str, *, variables: bool = True, extra: list[Header] = (),
              prefix: list[Header] = (), body: str | None = None) -> None:
-        headers = self.emu.host.core(name, self.emu.epoch_us())
-        headers += list(prefix) + self.channel_block() + self.other_leg_block()
+        if self.emu.probe is not None:
+            self.emu.probe(name, self, next((v for n, v in extra if n == "Application"), ""))
+        core = self.emu.host.core(name, self.emu.epoch_us())
+        # the channel's and the variables' part of the event is serialized once per change
+        chan_key = (self.state, self.call_state, self.answer_state, self.hangup_cause, self.answered_us,
+                    self.hangup_us, self.destination, self.context, self.caller_number, self.caller_name,
+                    self.name, self.other_leg)
+        if self._chan_cache is None or self._chan_cache[0] != chan_key:
+            self._chan_cache = (chan_key, self.channel_block() + self.other_leg_block(), None)
+        chan_headers = self._chan_cache[1]
+        if self._chan_cache[2] is None:
+            self._chan_cache = (chan_key, chan_headers, fswire.header_block(chan_headers))
+        var_headers: list[Header] = []
+        var_text = ""
         if variables:
-            headers += self.var_headers()
-        headers += list(extra)
-        self.emu.fire(headers, body)
+            if self._var_cache is None or self._var_cache[0] != self._var_version:
+                vh = self.var_headers()
+                self._var_cache = (self._var_version, vh, fswire.header_block(vh))
+            var_headers, var_text = self._var_cache[1], self._var_cache[2]
+        extra, prefix = list(extra), list(prefix)
+        text = fswire.header_block(core) + fswire.header_block(prefix) + self._chan_cache[2] + var_text + \
+            fswire.header_block(extra)
+        self.emu.fire_text(name, None, self.uuid, text, body,
+                           lambda: core + prefix + chan_headers + var_headers + extra)
 
     def fire_custom(self, subclass: str, action: str, pre: list[Header], post: list[Header],
                     *, with_channel: bool = True) -> None:
@@ -251,8 +298,12 @@ class EmuChannel:
         self.signal()
 
     def request_break(self, flush: bool = False) -> None:
-        if self.stack:
+        """uuid_break sets CF_BREAK on the channel: the running media application stops; with
+        none running the flag waits for the next one (switch_ivr_play_file checks it)."""
+        if self.stack and self.stack[-1].parses_events:
             self.stack[-1].break_flag = True
+        else:
+            self.pending_break = True
         if flush:
             self.queue.clear()      # flushed apps report nothing (n2)
         self.signal()
@@ -262,7 +313,18 @@ class EmuChannel:
         self.fire("DTMF", variables=False, extra=[("DTMF-Digit", digit),
                                                   ("DTMF-Duration", "2000"),
                                                   ("DTMF-Source", self.dtmf_source)])
+        if not self.dtmf_q and self._hangup_after_keys is not None:
+            cause, self._hangup_after_keys = self._hangup_after_keys, None
+            self.emu.loop.call_soon(self.hangup, cause)
         return digit
+
+    def hangup_after_keys(self, cause: str = "NORMAL_CLEARING") -> None:
+        """Hang up as soon as the keys pressed so far have been read (a caller who presses a
+        key and hangs up at once); at once if none is waiting."""
+        if self.dtmf_q:
+            self._hangup_after_keys = cause
+        else:
+            self.hangup(cause)
 
     # ---------------------------------------------------------------- state changes
 
@@ -292,6 +354,7 @@ class EmuChannel:
         self.call_state = "HANGUP"
         self.hangup_us = self.emu.epoch_us()
         self.vars.setdefault("hangup_cause", cause)
+        self._var_version += 1
         self.fire("CHANNEL_HANGUP")
         self._notice("after_hangup")
         for handle in self._sched:
@@ -390,6 +453,8 @@ class EmuChannel:
             extra = [("Application", req.app)]
             if req.arg:
                 extra.append(("Application-Data", req.arg))
+            if self.pending_break and spec.parses_events:
+                app.break_flag, self.pending_break = True, False
             self.stack.append(app)
             self.app_history.append((req.app, req.arg))
             self.fire("CHANNEL_EXECUTE", extra=extra + [("Application-UUID", app_uuid)])
@@ -420,7 +485,9 @@ class EmuChannel:
                 if self.dtmf_q:
                     self.dequeue_dtmf()
                     continue
-                if self.queue:
+                # switch_ivr_parse_all_events: queued applications run back to back in one
+                # frame (p.log: answer completes and the playback starts at the same timestamp)
+                while self.queue and not self.hungup and self.transfer_to is None:
                     await self.run_app(self.queue.popleft())
                 continue
             await self._signal.wait()
@@ -457,9 +524,15 @@ class EmuChannel:
         dest, context = self.transfer_to or ("", "default")
         self.transfer_to = None
         self.destination, self.context = dest, context
-        for state in ("CS_ROUTING", "CS_EXECUTE"):
-            self.state = state
-            self.fire("CHANNEL_STATE", variables=False)
+        self.state = "CS_ROUTING"
+        self.fire("CHANNEL_STATE", variables=False)
+        if dest not in self.emu.dialplan:
+            # no extension matches: FreeSWITCH aborts routing and hangs up
+            await self.tick()
+            self.hangup("NO_ROUTE_DESTINATION")
+            return
+        self.state = "CS_EXECUTE"
+        self.fire("CHANNEL_STATE", variables=False)
         for app, arg in self.emu.dialplan.get(dest, []):
             if self.hungup or self.transfer_to is not None:
                 break

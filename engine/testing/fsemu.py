@@ -20,7 +20,7 @@ import asyncio
 import logging
 import re
 import uuid as uuidlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,9 @@ __all__ = ["FreeSwitchEmulator", "EmuCall", "EmuSession", "Agent", "MYEVENTS",
            "NOTICE_POSITIONS"]
 
 NOTICE_POSITIONS = ("before_hangup", "after_hangup", "after_hangup_complete")
+
+_APP_TARGET = re.compile(r"^\s*(?:\{(?P<vars>[^}]*)\})?(?P<dial>\S+)\s+&(?P<app>[A-Za-z_]+)"
+                         r"(?:\((?P<arg>.*)\))?\s*$")
 
 _DIALSTATUS = {"NO_ANSWER": "NOANSWER", "USER_BUSY": "BUSY", "CALL_REJECTED": "BUSY",
                "NO_USER_RESPONSE": "NOANSWER", "ORIGINATOR_CANCEL": "CANCEL"}
@@ -100,7 +103,9 @@ class FreeSwitchEmulator:
                  start_epoch: float = 1795434466.277116, hostname: str = "vm",
                  write_recordings: bool = True, media: dict[str, float] | None = None,
                  dialplan: dict[str, Sequence[tuple[str, str]]] | None = None,
-                 agents: dict[str, Agent] | None = None) -> None:
+                 agents: dict[str, Agent] | None = None,
+                 speak_ms: "Callable[[str], float] | None" = None, keep_wire: bool = True,
+                 coalesce_writes: bool = False) -> None:
         if notice_position not in NOTICE_POSITIONS:
             raise ValueError(f"notice_position must be one of {NOTICE_POSITIONS}")
         self.loop = asyncio.get_running_loop()
@@ -116,9 +121,17 @@ class FreeSwitchEmulator:
             "5001": [("answer", ""), ("playback", "tone_stream://%(500,500,440);loops=-1")]}
         self.dialplan.update({k: list(v) for k, v in (dialplan or {}).items()})
         self.agents: dict[str, Agent] = dict(agents or {})
+        self.speak_ms = speak_ms          # text -> ms of `speak` (default: 80 + 66 per char)
+        self.keep_wire = keep_wire        # keep every byte of each session (tests); off for load
+        self.coalesce_writes = coalesce_writes   # one send per loop iteration and session (load)
+        # benchmarks: probe(what, session | channel, application) for each sendmsg received
+        # ("command") and each channel event fired (its Event-Name)
+        self.probe: "Callable[[str, Any, str], None] | None" = None
         self.channels: dict[str, EmuChannel] = {}
         self.aliases: dict[str, str] = {}          # loopback A-leg uuid -> controlled B-leg
         self.sessions: set[EmuSession] = set()
+        self._open_sessions: set[EmuSession] = set()       # not filtered by myevents
+        self._by_uuid: dict[str, set[EmuSession]] = {}     # myevents uuid -> sessions
         self.calls: list[EmuCall] = []
         self.conferences = Conferences(self)
         self.sched_id = 0
@@ -140,14 +153,47 @@ class FreeSwitchEmulator:
                 subclass = v
             elif n == "Unique-ID" and uid is None:
                 uid = v
+        self.fire_text(name, subclass, uid, None, body, headers)
+
+    def fire_text(self, name: str | None, subclass: str | None, uid: str | None, text: str | None,
+                  body: str | None, headers: "list[Header] | Callable[[], list[Header]]") -> None:
+        """Send an event to the sessions that want it; `text` is its serialized header block
+        when already known (plain sessions), `headers` the list (or a function making it)."""
         frames: dict[str, bytes] = {}
-        for session in list(self.sessions):
+        # sessions locked on a channel (myevents) only ever get that channel's events
+        targets = self._open_sessions
+        if uid is not None and uid in self._by_uuid:
+            targets = targets | self._by_uuid[uid]
+        for session in list(targets):
             if session.wants(name or "", subclass, uid):
                 fmt = session.fmt
                 if fmt not in frames:
-                    frames[fmt] = fswire.event_json(headers, body) if fmt == "json" else \
-                        fswire.event_plain(headers, body)
+                    if callable(headers):
+                        headers = headers()
+                    if fmt == "json":
+                        frames[fmt] = fswire.event_json(headers, body)
+                    elif text is not None:
+                        frames[fmt] = fswire.event_plain_text(text, body)
+                    else:
+                        frames[fmt] = fswire.event_plain(headers, body)
                 session.write(frames[fmt])
+
+    def session_filter(self, session: EmuSession, old_uuid: str | None, new_uuid: str | None,
+                       open_: bool) -> None:
+        """Keep the event routing index in step with a session (myevents, connect, close)."""
+        if old_uuid is not None:
+            group = self._by_uuid.get(old_uuid)
+            if group is not None:
+                group.discard(session)
+                if not group:
+                    del self._by_uuid[old_uuid]
+        self._open_sessions.discard(session)
+        if not open_:
+            return
+        if new_uuid is not None:
+            self._by_uuid.setdefault(new_uuid, set()).add(session)
+        else:
+            self._open_sessions.add(session)
 
     def channel_data(self, chan: EmuChannel) -> bytes:
         """The reply to `connect`: one URL-encoded header block, no body (1.log)."""
@@ -227,11 +273,59 @@ class FreeSwitchEmulator:
         return server.sockets[0].getsockname()[1]
 
     def run_job(self, job_uuid: str, command: str) -> None:
+        cmd, _, arg = command.partition(" ")
+        app_call = _APP_TARGET.match(arg) if cmd == "originate" else None
+        if app_call is not None and not self._loopback_plan(app_call.group("dial")):
+            # originate ... &app(arg): the job reports once the far end answered (or failed)
+            task = self.loop.create_task(self._originate_app(job_uuid, arg, app_call))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
         body = self.api(command, None)
+        self._job_done(job_uuid, command, body)
+
+    def _job_done(self, job_uuid: str, command: str, body: str) -> None:
         cmd, _, arg = command.partition(" ")
         headers = self.host.core("BACKGROUND_JOB", self.epoch_us())
         headers += [("Job-UUID", job_uuid), ("Job-Command", cmd), ("Job-Command-Arg", arg)]
         self.fire(headers, body)
+
+    def _loopback_plan(self, dial: str) -> bool:
+        parts = dial.split("/")
+        return dial not in self.agents and len(parts) > 1 and parts[0] == "loopback" \
+            and parts[1] in self.dialplan
+
+    async def _originate_app(self, job_uuid: str, raw: str, m: "re.Match[str]") -> None:
+        """`bgapi originate {vars}<dial> &app(arg)` to a phone (an `agents` entry; anything
+        else fails NO_ROUTE_DESTINATION): ring `answer_delay`, then run `app arg` on the
+        answered channel, which hangs up after the agent's `talk` time (or when killed).
+        A loopback extension of the dialplan keeps the B-leg model of `_api_originate`."""
+        variables = dict(kv.split("=", 1) for kv in (m.group("vars") or "").split(",")
+                         if "=" in kv)
+        dial, app, arg = m.group("dial"), m.group("app"), m.group("arg") or ""
+        agent = self.agents.get(dial) or Agent(fail_cause="NO_ROUTE_DESTINATION")
+        uuid = variables.get("origination_uuid") or str(uuidlib.uuid4())
+        number = variables.get("origination_caller_id_number", "0000000000")
+        command = "originate " + raw
+        await asyncio.sleep(agent.answer_delay)
+        if agent.fail_cause:
+            self._job_done(job_uuid, command, f"-ERR {agent.fail_cause}\n")
+            return
+        chan = EmuChannel(self, uuid=uuid, name=dial, caller_number=number,
+                          destination=agent.destination, direction="outbound",
+                          variables={k: v for k, v in variables.items()})
+        self.channels[uuid] = chan
+        chan._task = asyncio.current_task()
+        chan.answer()
+        self._job_done(job_uuid, command, f"+OK {uuid}\n")
+        if agent.talk is not None:
+            chan.schedule(agent.talk, lambda: chan.hangup("NORMAL_CLEARING"))
+        try:
+            await chan.run_app(AppRequest(app, arg, origin="dialplan"))
+            if not chan.hungup:
+                chan.hangup("NORMAL_CLEARING")
+        finally:
+            await chan._teardown(socket_app=False)
 
     def api(self, command: str, session: EmuSession | None) -> str:
         """`api` commands; returns the api/response body."""
@@ -305,7 +399,7 @@ class FreeSwitchEmulator:
         from .fsapps import sched_delay
         cause = args[2] if len(args) > 2 else "ALLOTTED_TIMEOUT"
         delay = sched_delay(self, args[0])
-        chan.schedule(delay, lambda: chan.hangup(cause))
+        chan.sched_task(delay, lambda: chan.hangup(cause))
         return "+OK\n"
 
     def _api_sched_broadcast(self, args: list[str], raw: str) -> str:
@@ -314,9 +408,23 @@ class FreeSwitchEmulator:
             return chan if isinstance(chan, str) else "-USAGE\n"
         from .fsapps import sched_delay
         delay = sched_delay(self, args[0])
-        chan.schedule(delay, lambda: self.broadcast(chan, args[2]))
-        self.sched_id += 1
+        chan.sched_task(delay, lambda: self.broadcast(chan, args[2]))
         return "+OK Message scheduled\n"
+
+    def _api_sched_del(self, args: list[str], raw: str) -> str:
+        """sched_del <task id | group>: the group of sched_hangup/sched_broadcast tasks is the
+        channel's uuid (switch_ivr_schedule_hangup / _broadcast)."""
+        if not args:
+            return "-ERR Invalid syntax\n"
+        count = 0
+        if args[0].isdigit():
+            for chan in self.channels.values():
+                count += chan.sched_cancel(int(args[0]))
+        else:
+            chan = self.find_channel(args[0])
+            if chan is not None:
+                count = chan.sched_cancel()
+        return f"+OK Deleted: {count}\n"
 
     def _api_conference(self, args: list[str], raw: str) -> str:
         return self.conferences.api(args)

@@ -76,17 +76,20 @@ class EmuSession(asyncio.Protocol):
         self.received: list[bytes] = []
         self.commands: list[str] = []
         self.closed: asyncio.Future[None] = emu.loop.create_future()
+        self._pending: list[bytes] = []
 
     # ------------------------------------------------------------ transport
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.emu.sessions.add(self)
+        self.emu.session_filter(self, None, self.myevents_uuid, True)
         if self.mode == "inbound":
             self.write(fswire.auth_request())
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.emu.sessions.discard(self)
+        self.emu.session_filter(self, self.myevents_uuid, None, False)
         if not self.closed.done():
             self.closed.set_result(None)
         chan = self.channel
@@ -96,10 +99,24 @@ class EmuSession(asyncio.Protocol):
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
-            self.sent.append(data)
+            if self.emu.keep_wire:
+                self.sent.append(data)
+            if not self.emu.coalesce_writes:
+                self.transport.write(data)
+                return
+            # load generation: what one loop iteration writes goes out in one send
+            if not self._pending:
+                self.emu.loop.call_soon(self._flush)
+            self._pending.append(data)
+
+    def _flush(self) -> None:
+        data, self._pending = b"".join(self._pending), []
+        if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
     def close(self) -> None:
+        if self._pending:
+            self._flush()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
@@ -140,7 +157,8 @@ class EmuSession(asyncio.Protocol):
     # ------------------------------------------------------------ commands
 
     def data_received(self, data: bytes) -> None:
-        self.received.append(data)
+        if self.emu.keep_wire:
+            self.received.append(data)
         self.buf += data
         for command, headers, body in _split_frames(self.buf):
             self.commands.append(command)
@@ -172,7 +190,9 @@ class EmuSession(asyncio.Protocol):
         elif verb == "myevents":
             parts = rest.split()
             uid = parts[0] if parts and parts[0] not in ("plain", "json", "xml") else None
+            old = self.myevents_uuid
             self.myevents_uuid = uid or (self.channel.uuid if self.channel else None)
+            self.emu.session_filter(self, old, self.myevents_uuid, True)
             if self.myevents_uuid is None:
                 self.write(reply("-ERR must specify uuid"))
                 return
@@ -243,6 +263,8 @@ class EmuSession(asyncio.Protocol):
 
     def _sendmsg(self, target: str, headers: list[tuple[str, str]], body: bytes | None) -> None:
         h = {n.lower(): v for n, v in headers}
+        if self.emu.probe is not None:
+            self.emu.probe("command", self, h.get("execute-app-name") or h.get("call-command", ""))
         chan = self.emu.find_channel(target) if target else self.channel
         if chan is None:
             self.write(fswire.command_reply(f"-ERR invalid session id [{target}]"))

@@ -88,7 +88,11 @@ def header_block(headers: Iterable[Header], *, encode: bool = True) -> str:
 
 def event_plain(headers: Sequence[Header], body: str | None = None) -> bytes:
     """`text/event-plain` frame: outer Content-Length/Content-Type, serialized event inside."""
-    text = header_block(headers)
+    return event_plain_text(header_block(headers), body)
+
+
+def event_plain_text(text: str, body: str | None = None) -> bytes:
+    """`event_plain` from an already serialized header block."""
     if body is not None:
         text += f"Content-Length: {len(body.encode('utf-8'))}\n\n{body}"
     else:

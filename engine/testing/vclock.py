@@ -6,8 +6,9 @@ prompt or a 30 s timeout costs no wall time, while the relative order of socket 
 is the same as on a real clock. Sockets are real (loopback TCP is delivered inside the sending
 system call, so a written frame is readable before the clock can move on).
 
-Only timers move the clock: a coroutine blocked on I/O that will never come, with no timer
-pending, is reported as a stall (`VirtualClockStall`) after `stall_timeout` real seconds rather
+Only timers move the clock, and not while a `run_in_executor` / `asyncio.to_thread` job runs
+(its result is awaited on the real clock). A coroutine blocked on I/O that will never come, with
+no timer pending, is reported as a stall (`VirtualClockStall`) after `stall_timeout` real seconds rather
 than hanging the test run.
 """
 
@@ -57,6 +58,14 @@ class _VirtualSelector(selectors.BaseSelector):
         ready = self._real.select(0)
         if ready or timeout == 0:
             return ready
+        if self._loop._executor_jobs:
+            # a thread (asyncio.to_thread / run_in_executor) is working: its result arrives
+            # through the loop's self-pipe; time must not jump ahead meanwhile
+            ready = self._real.select(self._stall_timeout)
+            if not ready:
+                raise VirtualClockStall(
+                    f"an executor job ran for more than {self._stall_timeout} s of real time")
+            return ready
         if timeout is None:
             ready = self._real.select(self._stall_timeout)
             if not ready:
@@ -73,8 +82,20 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     def __init__(self, start: float = 1_000_000.0, stall_timeout: float = 5.0) -> None:
         self._vnow = float(start)
+        self._executor_jobs = 0
         super().__init__(selector=_VirtualSelector(self, stall_timeout))
         self._clock_resolution = 1e-9
+
+    def run_in_executor(self, executor, func, *args):
+        """Counted: while a job runs in a thread the virtual clock stands still (the job
+        takes no virtual time, like an instant action in the simulator)."""
+        fut = super().run_in_executor(executor, func, *args)
+        self._executor_jobs += 1
+        fut.add_done_callback(self._job_done)
+        return fut
+
+    def _job_done(self, _fut) -> None:
+        self._executor_jobs -= 1
 
     def time(self) -> float:
         return self._vnow

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid as uuidlib
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -111,6 +112,13 @@ class ESLConnection(asyncio.Protocol):
         self._batch: list[bytes] | None = None
         self._auth_request: asyncio.Future[Message] = self._loop.create_future()
         self._close_timer: asyncio.TimerHandle | None = None
+        # latency probe (perf_counter seconds): when bytes last arrived, and the arrival a
+        # consumer says caused what it sends next; `on_latency(seconds)` gets the difference
+        # at the next write
+        self.connected_at: float | None = None
+        self.last_rx: float = 0.0
+        self.pending_cause: float | None = None
+        self.on_latency: Callable[[float], None] | None = None
 
     # ------------------------------------------------------------------ opening / closing
 
@@ -129,6 +137,7 @@ class ESLConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
+        self.connected_at = time.perf_counter()
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -215,6 +224,10 @@ class ESLConnection(asyncio.Protocol):
             raise self._lost() if self._close_reason else ConnectionLost("not connected")
         if self.trace:
             self.trace("send", data)
+        if self.pending_cause is not None:
+            if self.on_latency is not None:
+                self.on_latency(time.perf_counter() - self.pending_cause)
+            self.pending_cause = None
         self._transport.write(data)
 
     @contextlib.contextmanager
@@ -550,6 +563,7 @@ class ESLConnection(asyncio.Protocol):
     # ------------------------------------------------------------------ reading
 
     def data_received(self, data: bytes) -> None:
+        self.last_rx = time.perf_counter()
         if self.trace:
             self.trace("recv", data)
         try:
@@ -596,8 +610,9 @@ class ESLConnection(asyncio.Protocol):
 
     def _on_event(self, ev: Event) -> None:
         name = ev.name
-        app_uuid = ev.application_uuid
-        if app_uuid and name in ("CHANNEL_EXECUTE", "CHANNEL_EXECUTE_COMPLETE"):
+        app_uuid = ev.application_uuid if name in ("CHANNEL_EXECUTE", "CHANNEL_EXECUTE_COMPLETE") \
+            else None
+        if app_uuid:
             exe = self._executions.get(app_uuid)
             if exe is not None:
                 if name == "CHANNEL_EXECUTE":
@@ -630,10 +645,10 @@ class ESLConnection(asyncio.Protocol):
         for key in (name, "*"):
             for handler in list(self._handlers.get(key, ())):
                 self._call(handler, ev)
-        uid = ev.unique_id
-        if uid and (name == "CHANNEL_HANGUP" or
-                    (name == "CHANNEL_HANGUP_COMPLETE" and uid not in self._hangups)):
-            self._record_hangup(uid, HangupInfo(uid, ev.get("Hangup-Cause"), ev, "event"))
+        if name == "CHANNEL_HANGUP" or name == "CHANNEL_HANGUP_COMPLETE":
+            uid = ev.unique_id
+            if uid and (name == "CHANNEL_HANGUP" or uid not in self._hangups):
+                self._record_hangup(uid, HangupInfo(uid, ev.get("Hangup-Cause"), ev, "event"))
 
     def _on_disconnect_notice(self, msg: Message) -> None:
         self.disconnect_notices.append(msg)

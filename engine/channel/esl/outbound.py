@@ -43,7 +43,7 @@ class ChannelData:
         uid = h.get("Unique-ID") or h.get("Channel-Unique-ID") or h.get("Caller-Unique-ID")
         if not uid:
             raise CommandError("connect reply without Unique-ID: " + (msg.reply_text or ""), msg)
-        variables = {n[len("variable_"):]: v for n, v in h.items() if n.startswith("variable_")}
+        variables = h.prefixed("variable_")
         return cls(
             headers=h,
             unique_id=uid,
@@ -89,13 +89,16 @@ class OutboundConnection(ESLConnection):
     async def handshake(self, *, myevents: bool = True, linger: bool | int = True,
                         events: Iterable[str] = (), custom: Iterable[str] = (),
                         executes: Sequence[tuple[str, str | None]] = (),
-                        event_lock: bool = True, timeout: float | None = None) -> Handshake:
+                        event_lock: bool = True, timeout: float | None = None,
+                        prepare: Callable[[list[Execution]], Any] | None = None) -> Handshake:
         """Write connect, myevents, linger, `event plain ...` and `executes` in ONE write; wait
         for the replies (CommandError on `-ERR`) and return the channel data and the Execution
         handles (await them with `.wait()`).
 
         `linger=True` sends a bare `linger` (socket kept open until we close it), an int sends
-        `linger N` (FreeSWITCH closes N s after the hangup), False sends nothing."""
+        `linger N` (FreeSWITCH closes N s after the hangup), False sends nothing.
+        `prepare(executions)` runs before the write leaves (e.g. to register what the
+        executions' events mean before any of them can arrive)."""
         events, custom = list(events), list(custom)
         with self.batch():
             connect = self.send_nowait("connect")
@@ -112,6 +115,8 @@ class OutboundConnection(ESLConnection):
                 futs.append((cmd, self.send_nowait(cmd)))
             executions = [self.execute_nowait(app, arg, event_lock=event_lock)
                           for app, arg in executes]
+            if prepare is not None:
+                prepare(executions)
         reply = await self._await_reply(connect, "connect", timeout)
         if not reply.ok():
             raise CommandError(f"connect: {reply.reply_text}", reply)
@@ -178,6 +183,11 @@ class OutboundServer:
         finally:
             conn.close()
             self.active.pop(conn, None)
+
+    def stop_accepting(self) -> None:
+        """Close the listening socket; calls in progress go on."""
+        if self._server is not None:
+            self._server.close()
 
     async def close(self, *, grace: float = 5.0) -> None:
         """Stop listening, give running calls `grace` seconds, then cut them."""

@@ -13,10 +13,11 @@ parser stays failed. Header blocks and bodies are bounded (`max_header_bytes`, `
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Iterator
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from .errors import ProtocolError
 
@@ -43,84 +44,184 @@ def url_decode(value: str) -> str:
     return unquote(value, encoding="utf-8", errors="replace")
 
 
+# printable ASCII that switch_url_encode() leaves as it is
+_URL_SAFE = "".join(chr(b) for b in range(33, 127) if b not in _URL_UNSAFE)
+_NEEDS_ENCODING = re.compile("[^" + re.escape(_URL_SAFE) + "]")
+
+
+@functools.lru_cache(maxsize=65536)
 def url_encode(value: str) -> str:
-    """Encode a header value the way FreeSWITCH serialises events (switch_url_encode)."""
-    out = []
-    for byte in value.encode("utf-8"):
-        if byte < 32 or byte > 126 or byte in _URL_UNSAFE:
-            out.append(f"%{byte:02X}")
-        else:
-            out.append(chr(byte))
-    return "".join(out)
+    """Encode a header value the way FreeSWITCH serialises events (switch_url_encode):
+    controls, non-ASCII bytes, space and `"#%&+:;<=>?@[\\]^`{|}` become %XX (upper case)."""
+    if not _NEEDS_ENCODING.search(value):
+        return value
+    return quote(value, safe=_URL_SAFE, encoding="utf-8", errors="strict")
 
 
 class Headers:
-    """Ordered header list, names kept as sent; lookups ignore case; duplicates are kept."""
+    """Ordered header list, names kept as sent; lookups ignore case; duplicates are kept.
 
-    __slots__ = ("_items", "_index")
+    An event's header block is kept as its (validated, ASCII) text and looked up on demand
+    (`Headers.lazy`): a header is only split out and URL-decoded when someone asks for it, and
+    the whole list only when it is iterated.  Same answers as the eager form, much less work
+    for the ~100-header events of which a call reads a handful of values."""
+
+    __slots__ = ("_items", "_index", "_text", "_lower")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        self._items: list[tuple[str, str]] = []
-        self._index: dict[str, str] = {}
+        self._items: list[tuple[str, str]] | None = []
+        self._index: dict[str, str] | None = {}
+        self._text: str | None = None
+        self._lower: str | None = None
         for name, value in items:
             self.add(name, value)
 
+    @classmethod
+    def lazy(cls, text: str) -> "Headers":
+        """Headers over a block already checked by `_plain_block` (one `Name: value` a line)."""
+        h = cls.__new__(cls)
+        h._items = h._index = None
+        h._text = "\n" + text
+        h._lower = h._text.lower()       # lookups ignore case (ASCII: same offsets)
+        return h
+
+    def _full(self) -> None:
+        if self._items is not None:
+            return
+        items: list[tuple[str, str]] = []
+        index: dict[str, str] = {}
+        for line in self._text[1:].split("\n"):         # type: ignore[index]
+            if line.endswith("\r"):
+                line = line[:-1]
+            if not line:
+                continue
+            name, _, value = line.partition(":")
+            value = url_decode(value.lstrip(" \t"))
+            items.append((name, value))
+            index.setdefault(name.lower(), value)
+        self._items, self._index = items, index
+        self._text = self._lower = None
+
+    def _find(self, name: str) -> str | None:
+        if ":" in name or "\n" in name:
+            return None
+        key = "\n" + name.lower() + ":"
+        at = self._lower.find(key)                        # type: ignore[union-attr]
+        if at < 0:
+            return None
+        text = self._text
+        start = at + len(key)
+        end = text.find("\n", start)                     # type: ignore[union-attr]
+        raw = (text[start:end] if end >= 0 else text[start:]).lstrip(" \t")   # type: ignore[index]
+        if "%" in raw:
+            return unquote(raw, encoding="utf-8", errors="replace")
+        return raw
+
     def add(self, name: str, value: str) -> None:
-        self._items.append((name, value))
-        self._index.setdefault(name.lower(), value)
+        self._full()
+        self._items.append((name, value))                 # type: ignore[union-attr]
+        self._index.setdefault(name.lower(), value)       # type: ignore[union-attr]
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """First value of `name` (case-insensitive), else `default`."""
-        return self._index.get(name.lower(), default)
+        if self._index is not None:
+            return self._index.get(name.lower(), default)
+        value = self._find(name)
+        return default if value is None else value
+
+    def __bool__(self) -> bool:
+        return self._text is not None and len(self._text) > 1 or bool(self._items)
 
     def get_all(self, name: str) -> list[str]:
+        self._full()
         key = name.lower()
-        return [v for n, v in self._items if n.lower() == key]
+        return [v for n, v in self._items if n.lower() == key]   # type: ignore[union-attr]
 
     def __getitem__(self, name: str) -> str:
-        try:
-            return self._index[name.lower()]
-        except KeyError:
-            raise KeyError(name) from None
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._index
+        if not isinstance(name, str):
+            return False
+        if self._index is not None:
+            return name.lower() in self._index
+        return self._find(name) is not None
 
     def __iter__(self) -> Iterator[str]:
-        return (n for n, _ in self._items)
+        self._full()
+        return (n for n, _ in self._items)                # type: ignore[union-attr]
 
     def __len__(self) -> int:
-        return len(self._items)
+        self._full()
+        return len(self._items)                           # type: ignore[arg-type]
 
     def items(self) -> list[tuple[str, str]]:
-        return list(self._items)
+        self._full()
+        return list(self._items)                          # type: ignore[arg-type]
 
     def names(self) -> list[str]:
-        return [n for n, _ in self._items]
+        self._full()
+        return [n for n, _ in self._items]                # type: ignore[union-attr]
+
+    def prefixed(self, prefix: str) -> dict[str, str]:
+        """{name without `prefix`: first value} for the names starting with `prefix` (exact
+        case), e.g. the `variable_*` headers of a channel."""
+        if self._text is not None and "\n" not in prefix and ":" not in prefix:
+            out: dict[str, str] = {}
+            n = len(prefix)
+            text = self._text
+            at = text.find("\n" + prefix)
+            while at >= 0:
+                colon = text.find(":", at + 1)
+                end = text.find("\n", at + 1)
+                if end < 0:
+                    end = len(text)
+                if 0 <= colon < end:
+                    name = text[at + 1 + n:colon]
+                    if name not in out:
+                        raw = text[colon + 1:end].lstrip(" \t")
+                        out[name] = unquote(raw, encoding="utf-8", errors="replace") if "%" in raw else raw
+                at = text.find("\n" + prefix, end)
+            return out
+        self._full()
+        out = {}
+        for name, value in self._items:                  # type: ignore[union-attr]
+            if name.startswith(prefix):
+                out.setdefault(name[len(prefix):], value)
+        return out
 
     def to_dict(self) -> dict[str, str]:
         """Names as sent -> first value."""
+        self._full()
         out: dict[str, str] = {}
-        for n, v in self._items:
+        for n, v in self._items:                          # type: ignore[union-attr]
             out.setdefault(n, v)
         return out
 
     def __repr__(self) -> str:
+        self._full()
         return f"Headers({self._items!r})"
 
 
 class Event:
     """A FreeSWITCH event: `name` (Event-Name), ordered `headers`, optional `body`."""
 
-    __slots__ = ("headers", "body")
+    __slots__ = ("headers", "body", "_name")
 
     def __init__(self, headers: Headers, body: str | None = None) -> None:
         self.headers = headers
         self.body = body
+        self._name: str | None = None
 
     @property
     def name(self) -> str:
-        return self.headers.get("Event-Name", "") or ""
+        name = self._name
+        if name is None:
+            name = self._name = self.headers.get("Event-Name", "") or ""
+        return name
 
     @property
     def subclass(self) -> str | None:
@@ -132,7 +233,7 @@ class Event:
 
     @property
     def application_uuid(self) -> str | None:
-        return self.headers.get("Application-UUID")
+        return self.headers.get("Application-UUID")   # (a lookup in the lazy block: cheap)
 
     @property
     def job_uuid(self) -> str | None:
@@ -159,17 +260,21 @@ class Event:
 class Message:
     """One ESL frame: outer headers, raw body bytes, and the parsed Event for event frames."""
 
-    __slots__ = ("headers", "raw_body", "event")
+    __slots__ = ("headers", "raw_body", "event", "_ctype")
 
     def __init__(self, headers: Headers, raw_body: bytes | None = None,
                  event: Event | None = None) -> None:
         self.headers = headers
         self.raw_body = raw_body
         self.event = event
+        self._ctype: str | None = None
 
     @property
     def content_type(self) -> str:
-        return self.headers.get("Content-Type", "") or ""
+        ctype = self._ctype
+        if ctype is None:
+            ctype = self._ctype = self.headers.get("Content-Type", "") or ""
+        return ctype
 
     @property
     def body(self) -> str | None:
@@ -201,8 +306,26 @@ def _split_lines(block: bytes) -> list[bytes]:
     return [line[:-1] if line.endswith(b"\r") else line for line in block.split(b"\n")]
 
 
-def parse_header_block(block: bytes, *, where: str = "header") -> Headers:
-    """Parse `Name: value` lines (no trailing blank line); values URL-decoded after splitting."""
+_PRINTABLE = bytes(range(33, 127))
+_EVENT_FRAME = re.compile(rb"Content-Length: ([0-9]{1,12})\nContent-Type: ([a-z]+/[a-z-]+)")
+
+
+def _plain_block(block: bytes) -> bool:
+    """True when every line is `Name: value` with a printable name, one space (after its
+    colon) and a URL-encoded value - what FreeSWITCH writes.  Three C-speed passes; anything
+    else goes through the line-by-line parse (which then accepts or explains it)."""
+    if not block.isascii() or block[:1] == b":":
+        return False
+    rest = block.translate(None, _PRINTABLE)      # what is left: one space and a newline a line
+    lines = (len(rest) + 1) // 2
+    return rest == b" \n" * (lines - 1) + b" " and block.count(b": ") == lines and b"\n:" not in block
+
+
+def parse_header_block(block: bytes, *, where: str = "header", lazy: bool = False) -> Headers:
+    """Parse `Name: value` lines (no trailing blank line); values URL-decoded after splitting.
+    With `lazy`, a block in FreeSWITCH's own layout is kept whole and split on demand."""
+    if lazy and _plain_block(block):
+        return Headers.lazy(block.decode("ascii"))
     headers = Headers()
     for line in _split_lines(block):
         if not line:
@@ -235,23 +358,33 @@ def _content_length(headers: Headers, limit: int, where: str) -> int | None:
 
 def parse_event_plain(body: bytes, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Event:
     """Parse a `text/event-plain` body: header block, then its own Content-Length body if any."""
-    match = _BLOCK_END.search(body)
-    if match:
-        block, rest = body[:match.start()], body[match.end():]
-    else:
+    end = body.find(b"\n\n") if b"\r" not in body else -2
+    if end >= 0:
+        block, rest = body[:end], body[end + 2:]
+    elif end == -1:
         block, rest = body, b""
-    headers = parse_header_block(block, where="event header")
-    if "Event-Name" not in headers:
+    else:
+        match = _BLOCK_END.search(body)
+        if match:
+            block, rest = body[:match.start()], body[match.end():]
+        else:
+            block, rest = body, b""
+    headers = parse_header_block(block, where="event header", lazy=True)
+    name = headers.get("Event-Name")
+    if name is None:
         raise ProtocolError("event without Event-Name header")
     length = _content_length(headers, max_body_bytes, "event")
     if length is None:
         if rest.strip(b"\r\n"):
             raise ProtocolError(f"{len(rest)} unexpected bytes after event headers")
-        return Event(headers)
-    if len(rest) < length:
-        raise ProtocolError(
-            f"event body has {len(rest)} bytes, its Content-Length says {length}")
-    return Event(headers, rest[:length].decode("utf-8", errors="replace"))
+        event = Event(headers)
+    else:
+        if len(rest) < length:
+            raise ProtocolError(
+                f"event body has {len(rest)} bytes, its Content-Length says {length}")
+        event = Event(headers, rest[:length].decode("utf-8", errors="replace"))
+    event._name = name
+    return event
 
 
 def parse_event_json(body: bytes) -> Event:
@@ -336,13 +469,24 @@ class Parser:
                 return None
             if match.start() > self.max_header_bytes:
                 raise ProtocolError(f"header block exceeds {self.max_header_bytes} bytes")
-            headers = parse_header_block(bytes(buf[:match.start()]))
+            raw = bytes(buf[:match.start()])
             del buf[:match.end()]
             self._scan = 0
-            if "Content-Type" not in headers and "Content-Length" not in headers:
-                raise ProtocolError(
-                    "frame without Content-Type: " + ", ".join(headers.names()[:5]))
-            length = _content_length(headers, self.max_body_bytes, "frame")
+            quick = _EVENT_FRAME.fullmatch(raw)
+            if quick is not None:
+                # the envelope of every event and api reply: `Content-Length: N` + type
+                headers = Headers((("Content-Length", quick.group(1).decode()),
+                                   ("Content-Type", quick.group(2).decode())))
+                length = int(quick.group(1))
+                if length > self.max_body_bytes:
+                    raise ProtocolError(f"frame body of {length} bytes exceeds the limit of "
+                                        f"{self.max_body_bytes}")
+            else:
+                headers = parse_header_block(raw, lazy=True)
+                length = _content_length(headers, self.max_body_bytes, "frame")
+                if length is None and "Content-Type" not in headers:
+                    raise ProtocolError(
+                        "frame without Content-Type: " + ", ".join(headers.names()[:5]))
             if not length:
                 return self._finish(headers, None if length is None else b"")
             self._headers, self._need = headers, length
@@ -354,7 +498,8 @@ class Parser:
         return self._finish(headers, body)
 
     def _finish(self, headers: Headers, body: bytes | None) -> Message:
-        ctype = (headers.get("Content-Type") or "").strip().lower()
+        raw_ctype = headers.get("Content-Type") or ""
+        ctype = raw_ctype.strip().lower()
         event = None
         if ctype == "text/event-plain":
             if not body:
@@ -364,7 +509,9 @@ class Parser:
             if not body:
                 raise ProtocolError("text/event-json frame without body")
             event = parse_event_json(body)
-        return Message(headers, body, event)
+        msg = Message(headers, body, event)
+        msg._ctype = raw_ctype
+        return msg
 
 
 def _check_line(text: str, what: str) -> str:
