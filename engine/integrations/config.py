@@ -215,17 +215,20 @@ def sql_settings(config: Mapping[str, Any] | None) -> SqlSettings:
                        pool_size=int(_number(sec, "sql", "pool_size", 5, 1, 100, True)))
 
 
-def _expand(v: Any, where: str, env: Mapping[str, str]) -> Any:
+def expand_env(v: Any, where: str, env: Mapping[str, str], error: type[Exception] | None = None) -> Any:
+    """Replace ``${NAME}`` in every string of a config tree with the environment's value;
+    a missing variable raises ``error`` (default ConfigError) naming the config path."""
+    error = error or ConfigError
     if isinstance(v, str):
         def sub(m: re.Match) -> str:
             if m.group(1) not in env:
-                raise ConfigError(f"{where}: environment variable {m.group(1)} is not set")
+                raise error(f"{where}: environment variable {m.group(1)} is not set")
             return env[m.group(1)]
         return _ENV_RE.sub(sub, v)
     if isinstance(v, dict):
-        return {k: _expand(x, f"{where}.{k}", env) for k, x in v.items()}
+        return {k: expand_env(x, f"{where}.{k}", env, error) for k, x in v.items()}
     if isinstance(v, list):
-        return [_expand(x, f"{where}[{i}]", env) for i, x in enumerate(v)]
+        return [expand_env(x, f"{where}[{i}]", env, error) for i, x in enumerate(v)]
     return v
 
 
@@ -249,7 +252,7 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> dict:
         return {}
     if not isinstance(doc.data, dict):
         raise ConfigError(f"{p}: the configuration must be a mapping (http:, sql:, ...)")
-    data = _expand(doc.data, str(p), os.environ if env is None else env)
+    data = expand_env(doc.data, str(p), os.environ if env is None else env)
     try:
         http_settings(data)
         sql_settings(data)

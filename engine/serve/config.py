@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from engine.channel.freeswitch import FsOptions
+from engine.integrations.config import expand_env
 
 __all__ = ["ServeConfig", "ServeConfigError", "Route", "Fallback", "EslAddress", "ExpertsConfig",
            "load_serve_config", "parse_config", "parse_address", "SERVE_KEYS"]
@@ -24,7 +25,6 @@ __all__ = ["ServeConfig", "ServeConfigError", "Route", "Fallback", "EslAddress",
 SERVE_KEYS = ("listen", "flows", "db", "timezone", "routes", "flow_variable", "fallback",
               "trusted_networks", "prompts", "recordings", "freeswitch", "experts", "metrics",
               "shutdown", "reload", "logging", "pipeline", "cdr_spool")
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class ServeConfigError(ValueError):
@@ -132,20 +132,6 @@ def parse_address(text: Any, what: str) -> tuple[str, int]:
     return host, port
 
 
-def _expand(v: Any, where: str, env: Mapping[str, str]) -> Any:
-    if isinstance(v, str):
-        def sub(m: re.Match) -> str:
-            if m.group(1) not in env:
-                raise ServeConfigError(f"{where}: environment variable {m.group(1)} is not set")
-            return env[m.group(1)]
-        return _ENV.sub(sub, v)
-    if isinstance(v, dict):
-        return {k: _expand(x, f"{where}.{k}", env) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_expand(x, f"{where}[{i}]", env) for i, x in enumerate(v)]
-    return v
-
-
 def _map(v: Any, what: str, keys: tuple[str, ...]) -> dict:
     if v is None:
         return {}
@@ -236,7 +222,7 @@ def parse_config(data: Mapping[str, Any] | None, *, source: str = "(config)",
                  env: Mapping[str, str] | None = None, base: Path | None = None) -> ServeConfig:
     """A checked ServeConfig from the parsed YAML mapping (relative paths from `base`)."""
     data = dict(data or {})
-    data = _expand(data, source, os.environ if env is None else env)
+    data = expand_env(data, source, os.environ if env is None else env, ServeConfigError)
     base = base or Path.cwd()
 
     def path(v: Any, what: str) -> Path:
