@@ -37,13 +37,13 @@ import re
 import time
 import wave
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any, Awaitable, Callable, Collection, Sequence
 
 from engine.channel.esl import (ChannelData, ChannelHangup, CommandError, ConnectionLost,
                                 ESLError, ESLTimeout, Event, Execution, ExecutionFlushed,
                                 OutboundConnection)
 from engine.runtime.channel import (CallHangup, Channel, ChannelError, ConferenceFailed,
-                                    ConferenceResult, PlayItem, RecordResult, TransferFailed,
+                                    ConferenceResult, DigitsResult, PlayItem, RecordResult, TransferFailed,
                                     TransferTarget)
 
 __all__ = ["FreeSwitchChannel", "FsOptions", "media_arg", "BEEP"]
@@ -115,6 +115,55 @@ def _media_seconds(arg: str) -> float | None:
     return _file_seconds(arg) if os.path.isabs(arg) else None
 
 
+class _Collector:
+    """One `collect` in progress: the same decisions as `Channel.collect`, one key at a time."""
+
+    __slots__ = ("max_digits", "terminator", "inter_digit", "stop_keys", "digits", "keys",
+                 "result", "future", "_timer", "_loop")
+
+    def __init__(self, max_digits: int, terminator: str | None, inter_digit: float,
+                 stop_keys: Collection[str]) -> None:
+        self.max_digits = max_digits
+        self.terminator = terminator
+        self.inter_digit = inter_digit
+        self.stop_keys = stop_keys
+        self.digits = ""
+        self.keys = ""
+        self.result: DigitsResult | None = None
+        self.future: asyncio.Future | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def feed(self, k: str) -> None:
+        self.keys += k
+        if len(self.keys) == 1 and k in self.stop_keys:
+            self.result = DigitsResult("", self.keys, "stop_key")
+        elif self.terminator and k == self.terminator:
+            self.result = DigitsResult(self.digits, self.keys, "terminator")
+        else:
+            self.digits += k
+            if len(self.digits) >= self.max_digits:
+                self.result = DigitsResult(self.digits, self.keys, "max")
+
+    def timed_out(self) -> None:
+        if self.result is None:
+            self.result = DigitsResult(self.digits, self.keys, "timeout" if self.keys else "no_input")
+
+    def arm(self, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = loop.call_later(seconds, self._expire)
+
+    def disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire(self) -> None:
+        self._timer = None
+        self.timed_out()
+        _resolve(self.future, True)
+
+
 def _ts(ev: Event) -> float:
     try:
         return int(ev.get("Event-Date-Timestamp") or 0) / 1e6
@@ -157,6 +206,7 @@ class FreeSwitchChannel(Channel):
         self._answered = False
         self._spec: tuple[str, Execution] | None = None    # speculative first prompt
         self._waiter: asyncio.Future | None = None
+        self._collector: _Collector | None = None  # a collect waiting for keys
         self._cause_known: asyncio.Future | None = None
         self._rec_term: str | None = None
         self._rec_hit = False
@@ -192,7 +242,7 @@ class FreeSwitchChannel(Channel):
         self.variables = dict(data.variables)
         self.conn.name = f"call {data.unique_id}"
         self._cause_known = self.loop.create_future()
-        self.conn.hangup_future().add_done_callback(self._hangup_seen)
+        self.conn.on_hangup(self._hangup_seen)
         return data
 
     def _note_sent(self, app: str, arg: str | None, exe: Execution) -> None:
@@ -249,8 +299,11 @@ class FreeSwitchChannel(Channel):
         self.keys_received += 1
         mode = self._modes.get(self._running[-1]) if self._running else None
         if mode is None or mode == M_BARGE:
-            self.keys.push(digit, self.loop.time())
-            _resolve(self._waiter, True)
+            if self.keys.push(digit, self.loop.time()):     # False: a swallowed terminator
+                if self._collector is not None:
+                    self._collect_keys(self._collector)
+                else:
+                    _resolve(self._waiter, True)
         elif mode == M_RECORD:
             if self._rec_term and digit == self._rec_term:
                 self._rec_hit = True
@@ -270,13 +323,11 @@ class FreeSwitchChannel(Channel):
         elif action == "kick-member":
             conf["kicked"] = True
 
-    def _hangup_seen(self, fut: asyncio.Future) -> None:
-        """CHANNEL_HANGUP, the disconnect notice, or the socket closing (then the future
-        fails with ConnectionLost and the cause stays unknown)."""
-        if not fut.cancelled() and fut.exception() is None:
-            info = fut.result()
-            if info.cause and self.hangup_cause is None:
-                self.hangup_cause = info.cause
+    def _hangup_seen(self, info: Any, exc: BaseException | None) -> None:
+        """CHANNEL_HANGUP, the disconnect notice, or the socket closing (then `exc` is the
+        ConnectionLost and the cause stays unknown); called inside the reader."""
+        if exc is None and info is not None and info.cause and self.hangup_cause is None:
+            self.hangup_cause = info.cause
         self._mark_gone()
 
     def _mark_gone(self) -> None:
@@ -374,10 +425,14 @@ class FreeSwitchChannel(Channel):
             app, arg = await self._media(item)
             exe = self._adopt(app, arg, barge_in)
             if exe is None:
+                term = "any" if barge_in else "none"
                 try:
-                    with self.conn.batch():
-                        self._set_terminators("any" if barge_in else "none")
+                    if self._term == term:          # the usual case: one command, no batch
                         exe = self._exec(app, arg, M_BARGE if barge_in else M_QUIET)
+                    else:
+                        with self.conn.batch():
+                            self._set_terminators(term)
+                            exe = self._exec(app, arg, M_BARGE if barge_in else M_QUIET)
                 except (ChannelHangup, ConnectionLost):
                     raise await self._gone() from None
             secs = _media_seconds(arg) if app == "playback" else None
@@ -430,6 +485,69 @@ class FreeSwitchChannel(Channel):
             return "speak", f"{self.opts.speak}|{voice}|{' '.join(text.split())}"
         what = item.prompt_id or text[:40] or "?"
         raise ChannelError(f"no audio for prompt {what!r} (no file, no synthesis, speak not enabled)")
+
+    async def collect(self, prompt: Sequence[PlayItem] = (), *, min_digits: int = 1, max_digits: int = 1,
+                      terminator: str | None = "#", first_timeout: float = 5.0, inter_digit: float = 3.0,
+                      barge_in: bool = True, stop_keys: Collection[str] = ()) -> DigitsResult:
+        """`Channel.collect` with the same outcome, key for key, but the keys are applied as
+        their DTMF events are read: the call's task wakes once per entry (when it is complete
+        or timed out), not once per key."""
+        if prompt:
+            await self.play(prompt, barge_in=barge_in)
+        await self._check()
+        c = _Collector(max_digits, terminator, inter_digit, stop_keys)
+        self._collect_keys(c, waiting=False)
+        if c.result is None:
+            timeout = first_timeout if not c.keys else inter_digit
+            if timeout <= 0:
+                c.timed_out()
+            else:
+                if self.on_wait is not None:
+                    self.on_wait(self, "listen", timeout)
+                    self._collect_keys(c, waiting=False)
+                if c.result is None:
+                    fut = self._waiter = c.future = self.loop.create_future()
+                    self._collector = c
+                    c.arm(self.loop, timeout)
+                    try:
+                        await fut
+                    finally:
+                        c.disarm()
+                        self._collector = None
+                        self._waiter = None
+                    if c.result is None or c.result.reason in ("timeout", "no_input"):
+                        await self._check()          # woken by the hangup, or it timed out
+                        if c.result is None:         # pragma: no cover - woken by nothing else
+                            c.timed_out()
+        r = c.result
+        assert r is not None
+        if r.reason == "max" and terminator:
+            await self.drop_terminator(terminator, inter_digit)
+        return r
+
+    def _collect_keys(self, c: "_Collector", waiting: bool = True) -> None:
+        """Apply the keys buffered to a collect (from the DTMF handler while it waits)."""
+        keys = self.keys
+        while c.result is None:
+            k = keys.pop()
+            if k is None:
+                break
+            c.feed(k)
+            if waiting or c.result is not None:
+                self.conn.pending_cause = self.conn.last_rx      # what we send next answers it
+        if not waiting:
+            return
+        if c.result is not None:
+            _resolve(c.future, True)
+        elif c.inter_digit <= 0:
+            c.timed_out()
+            _resolve(c.future, True)
+        else:
+            c.arm(self.loop, c.inter_digit)          # a new wait for the next key
+            if self.on_wait is not None:
+                self.on_wait(self, "listen", c.inter_digit)
+                if keys:
+                    self._collect_keys(c)
 
     async def read_key(self, timeout: float) -> str | None:
         await self._check()

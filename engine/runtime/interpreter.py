@@ -290,8 +290,8 @@ class Call:
                 variables = {**self.vars, **pv} if pv else self.vars
                 return await self.interp.resolver.prompt(lang, pi.value, variables)
             if pi.kind == "file":
-                path = self.value(ir.Template(pi.value, is_template=templating.is_template(pi.value),
-                                              expression=None))
+                path = self.value(ir.Template(pi.value, is_template=True, expression=None)) \
+                    if templating.is_template(pi.value) else pi.value
                 return PlayItem(pi.text, str(path), None, None, lang, "file")
             return PlayItem(None, None, pi.value, None, lang, "tone")
         except ResolveError as e:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from engine import templating
 from engine.flow import compile_file, ir
 from engine.flow.diagnostics import Diagnostic, Position, render_all, sort
 from engine.runtime.channel import PlayItem
@@ -204,7 +205,8 @@ class FlowSet:
 
 async def opening_of(lf: LoadedFlow, lang: str) -> str | None:
     """The file the call will play first, when that is known before the call arrives: the
-    start state is a `play` whose first item is a prompt without variables (or a tone)."""
+    start state is a `play` whose first item is a prompt without variables, a file named
+    without a template, or a tone."""
     if lang in lf.openings:
         return lf.openings[lang]
     result = None
@@ -212,7 +214,9 @@ async def opening_of(lf: LoadedFlow, lang: str) -> str | None:
     if state is not None and state.kind == "play" and state.spec.prompts:
         pi = state.spec.prompts[0]
         try:
-            if pi.kind == "tone":
+            if pi.kind == "file" and not templating.is_template(pi.value):
+                result = pi.value
+            elif pi.kind == "tone":
                 from engine.channel.freeswitch import media_arg
                 result = media_arg(PlayItem(None, None, pi.value, None, lang, "tone"))
             elif pi.kind == "prompt" and not pi.vars:

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import signal
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -86,6 +87,8 @@ class Server:
         self.opening: str | None = None
         self._stopping = False
         self._spool_dirty = False
+        self._spool_fd: int | None = None
+        self._spool_lock = threading.Lock()
         self._port: int | None = None
         self._stopped: asyncio.Event | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -211,6 +214,7 @@ class Server:
             if task is not me:
                 task.cancel()
         await self._sync_spool()
+        self._close_spool()
         if self.status is not None:
             await self.status.close()
         if self.inbound is not None:
@@ -317,7 +321,10 @@ class Server:
             if ch.first_prompt_at is not None and conn.connected_at is not None:
                 m.setup.observe(max(0.0, ch.first_prompt_at - conn.connected_at))
             m.ended(rec.disposition)
-            await asyncio.shield(self._save(rec))
+            if self.store is not None:
+                await asyncio.shield(self._save(rec))     # not lost to a cancellation
+            else:
+                self._spool(rec.cdr())                   # no database: one write, no task
             self.records.append(rec)
             log.info("call end: %s (%s) after %.1f s, %d steps, in %s", rec.disposition,
                      rec.hangup_cause or "-", rec.duration, rec.steps, rec.final_state or "-",
@@ -346,23 +353,32 @@ class Server:
                  "" if ch.caller_trusted else " (untrusted)", ch.destination or "-",
                  extra={"flow": lf.name, "version": lf.version, "caller": ch.caller_raw,
                         "caller_trusted": ch.caller_trusted, "destination": ch.destination})
-        entry.runner = asyncio.get_running_loop().create_task(self._call_body(ch, call))
+        # the flow runs in this call's own task (no second task: one hop less per step);
+        # a shutdown cancels this task, the interpreter records the abort and re-raises
+        entry.runner = asyncio.current_task()
         self.active[ch.call_id] = entry
+        crash: BaseException | None = None
         try:
-            await asyncio.wait({entry.runner})
+            await self._call_body(ch, call)
+        except asyncio.CancelledError:
+            if not entry.shutdown:
+                raise
+            if entry.runner is not None:
+                entry.runner.uncancel()
+        except Exception as e:  # noqa: BLE001 - a crash still gets its record below
+            crash = e
         finally:
             self.active.pop(ch.call_id, None)
         rec = call.rec
-        runner = entry.runner
-        if runner.cancelled() or entry.shutdown:
+        if entry.shutdown:
             if rec.disposition is None:          # cancelled before the interpreter started
                 rec.disposition, rec.hangup_by, rec.hangup_cause = "aborted", "flow", SHUTDOWN_CAUSE
                 rec.add("error", kind="aborted", message="the runtime was stopped during the call")
                 call.close_record()
             if not ch.hungup:
                 await ch.kill(SHUTDOWN_CAUSE)
-        elif runner.exception() is not None:
-            exc = runner.exception()
+        elif crash is not None:
+            exc = crash
             log.error("call crashed: %r", exc, exc_info=exc)
             if rec.disposition is None:
                 rec.disposition = "error"
@@ -457,17 +473,35 @@ class Server:
         self._spool(cdr)
 
     def _spool(self, cdr: dict) -> None:
+        """Append one JSON line to the spool: one write(2) on a descriptor kept open (O_APPEND),
+        so the record is in the OS at once and survives a crash of ivrflow; fsync follows
+        within a second (_sync_spool)."""
         path = self.config.cdr_spool
         line = json.dumps({k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in cdr.items()},
                           ensure_ascii=False, default=str)
+        data = (line + "\n").encode("utf-8")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "a", encoding="utf-8") as f:
-                f.write(line + "\n")         # in the OS at once: survives a crash of ivrflow
+            with self._spool_lock:
+                if self._spool_fd is None:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    self._spool_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._spool_fd, view):]
             self.metrics.cdr_spooled += 1
-            self._spool_dirty = True          # on the disk within a second (_sync_spool)
+            self._spool_dirty = True
         except OSError as e:
+            self._close_spool()
             log.critical("call record LOST: cannot write the spool %s (%s): %s", path, e, line)
+
+    def _close_spool(self) -> None:
+        with self._spool_lock:
+            fd, self._spool_fd = self._spool_fd, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     async def _sync_spool_loop(self) -> None:
         while not self._stopping:
@@ -481,12 +515,15 @@ class Server:
         path = self.config.cdr_spool
 
         def sync() -> None:
-            try:
-                fd = os.open(path, os.O_RDONLY)
-            except OSError:
-                return
+            with self._spool_lock:
+                try:
+                    fd = os.dup(self._spool_fd) if self._spool_fd is not None else os.open(path, os.O_RDONLY)
+                except OSError:
+                    return
             try:
                 os.fsync(fd)
+            except OSError as e:
+                log.error("cannot fsync the spool %s: %s", path, e)
             finally:
                 os.close(fd)
         await asyncio.to_thread(sync)
@@ -505,10 +542,14 @@ class Server:
         if self.store is None or not path.exists():
             return 0
         work = path.with_suffix(path.suffix + f".replay-{os.getpid()}")
-        try:
-            os.replace(path, work)
-        except OSError:
-            return 0
+        with self._spool_lock:              # no append may land in the file being replayed
+            try:
+                os.replace(path, work)
+            except OSError:
+                return 0
+            fd, self._spool_fd = self._spool_fd, None
+        if fd is not None:
+            os.close(fd)
         done, keep = 0, []
         from engine.store import StoreError
         for line in work.read_text(encoding="utf-8").splitlines():
@@ -524,7 +565,7 @@ class Server:
             except (StoreError, ValueError, TypeError):
                 keep.append(line)
         if keep:
-            with open(path, "a", encoding="utf-8") as f:
+            with self._spool_lock, open(path, "a", encoding="utf-8") as f:
                 f.write("\n".join(keep) + "\n")
         work.unlink(missing_ok=True)
         if done:

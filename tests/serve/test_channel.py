@@ -173,6 +173,53 @@ def test_digits_beyond_the_maximum_come_later_and_a_late_terminator_is_dropped()
     assert [e["DTMF-Digit"] for e in res.call.events("DTMF")] == list("1234#9")
 
 
+def test_an_entry_wakes_the_call_once_and_times_out_between_keys():
+    """Keys are applied as their DTMF events are read: a 4-digit entry typed one key per frame
+    wakes the waiting collect once (when complete), not once per key; a pause longer than the
+    inter-digit timeout ends an entry with what was typed (timeout), as Channel.collect does."""
+    import sys
+
+    waits = []        # futures the channel creates to wait for keys
+
+    async def scenario(ch):
+        loop = asyncio.get_running_loop()
+        real_create = loop.create_future
+
+        def counting():
+            if sys._getframe(1).f_code.co_name in ("collect", "read_key"):
+                waits.append(loop.time())
+            return real_create()
+        loop.create_future = counting
+        try:
+            r1 = await ch.collect((), min_digits=4, max_digits=4, terminator="#", first_timeout=5,
+                                  inter_digit=3)
+            n1 = len(waits)
+            r2 = await ch.collect((), min_digits=1, max_digits=4, terminator="#", first_timeout=5,
+                                  inter_digit=1)
+            t2 = loop.time()
+        finally:
+            del loop.create_future
+        return r1, n1, r2, t2
+
+    res = drive(scenario, caller=CallerScript().press("1234", at=0.5).press("56", at=1.0))
+    r1, n1, r2, t2 = ok(res)
+    assert (r1.digits, r1.keys, r1.reason) == ("1234", "1234", "max")
+    assert n1 == 1, "one wake-up for the whole entry"
+    assert (r2.digits, r2.keys, r2.reason) == ("56", "56", "timeout")
+    sixth = loop_time(res.emu, res.call.events("DTMF")[-1])
+    assert abs(t2 - (sixth + 1.0)) < 0.05, "the inter-digit timeout runs from the last key"
+
+
+def test_a_hangup_in_the_middle_of_an_entry_ends_the_collect():
+    async def scenario(ch):
+        return await ch.collect((), min_digits=4, max_digits=8, terminator="#", first_timeout=5,
+                                inter_digit=3)
+
+    res = drive(scenario, caller=CallerScript().press("12", at=0.5).hangup(at=1.0))
+    assert isinstance(res.error, CallHangup) and res.error.cause == "NORMAL_CLEARING"
+    assert not res.channel.listening
+
+
 def test_no_input_times_out_on_our_clock():
     """2: no key -> no input after the first-digit timeout; nothing waits on FreeSWITCH."""
     async def scenario(ch):

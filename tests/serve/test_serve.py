@@ -248,17 +248,25 @@ def test_a_refused_record_is_spooled_then_replayed(site, audio):
                 failures = server.metrics.cdr_failures
                 server.store = store
                 replayed = await asyncio.to_thread(server.replay_spool_now)
-                return call.uuid, spooled, failures, replayed, store.call_record(call.uuid), \
-                    server.config.cdr_spool.exists()
+                left = server.config.cdr_spool.exists()
+                # the spool's descriptor followed the replay: a later record lands in a new file
+                server.store = Down(store)
+                second = await emu.place_call("127.0.0.1", server.port, destination="95100",
+                                              caller=CallerScript().hangup(at=1.0))
+                await wait_records(server, 2)
+                again = server.config.cdr_spool.read_text(encoding="utf-8").splitlines()
+                return call.uuid, spooled, failures, replayed, store.call_record(call.uuid), left, \
+                    second.uuid, again
             finally:
                 await finish(server, emu)
 
     try:
-        uuid, spooled, failures, replayed, rec, left = run_virtual(main)
+        uuid, spooled, failures, replayed, rec, left, uuid2, again = run_virtual(main)
     finally:
         dbs.close()
     assert len(spooled) == 1 and json.loads(spooled[0])["call_id"] == uuid and failures == 1
     assert replayed == 1 and rec.disposition == "hangup" and not left
+    assert [json.loads(x)["call_id"] for x in again] == [uuid2]
 
 
 # ---------------------------------------------------------------- hot reload
@@ -620,3 +628,23 @@ def test_sighup_and_the_reload_loop_pick_up_a_new_flow(site, audio):
 
     names, draining = run_virtual(main)
     assert names == {"hello", "other", "third"} and draining
+
+
+@pytest.mark.parametrize("first,expected", [
+    ("{file: /srv/sounds/welcome.wav}", "/srv/sounds/welcome.wav"),
+    ("{file: '/srv/sounds/{{ lang }}/welcome.wav'}", None),       # known only during the call
+    ("{tone: beep}", "tone_stream://%(500,0,800)"),
+])
+def test_the_opening_sent_with_the_handshake(tmp_path, first, expected):
+    """A start `play` whose first item is a literal file (or a tone) is known before the call:
+    it goes out with connect/answer; a file named by a template is not."""
+    from engine.actions import default_registry
+    from engine.serve.flows import FlowSet, opening_of
+
+    (tmp_path / "f.yaml").write_text(
+        "flow: f\nlanguages: [en]\nstart: hi\nstates:\n"
+        f"  hi:\n    play: [{first}]\n    next: bye\n  bye:\n    hangup: true\n", encoding="utf-8")
+    flows = FlowSet(tmp_path, registry=default_registry())
+    flows.reload()
+    assert "f" in flows.by_name, flows.problems
+    assert asyncio.run(opening_of(flows.by_name["f"], "en")) == expected

@@ -22,10 +22,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 import uuid as uuidlib
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .errors import ChannelHangup, CommandError, ConnectionLost, ESLError, ESLTimeout, ProtocolError
@@ -70,11 +71,112 @@ class _Waiter:
 
 
 class _Pending:
-    __slots__ = ("future", "command")
+    """A reply slot: either a future (`send_nowait`) or a plain callback `(msg, exc)` called
+    synchronously by the reader (executes: no future, no extra loop iteration)."""
 
-    def __init__(self, future: asyncio.Future, command: str) -> None:
+    __slots__ = ("future", "command", "callback")
+
+    def __init__(self, future: asyncio.Future | None, command: str,
+                 callback: Callable[[Message | None, BaseException | None], None] | None = None
+                 ) -> None:
         self.future = future
         self.command = command
+        self.callback = callback
+
+
+def _expire(fut: asyncio.Future, command: str, timeout: float) -> None:
+    _fail(fut, ESLTimeout(f"no reply to {command!r} within {timeout} s"))
+
+
+class _Batch:
+    """`with conn.batch():` - a reusable context manager (no generator per use)."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: "ESLConnection") -> None:
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        conn = self.conn
+        if conn._batch_depth == 0:
+            conn._batch = []
+        conn._batch_depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        conn = self.conn
+        conn._batch_depth -= 1
+        if conn._batch_depth == 0:
+            data, conn._batch = b"".join(conn._batch), None    # type: ignore[arg-type]
+            if data:
+                conn._raw_write(data)
+
+
+class _HangupWait:
+    """`hangup()`: the reply (within the command timeout), then the hangup (within the
+    execute timeout), awaited as one future."""
+
+    __slots__ = ("conn", "command", "target", "timeout", "fut", "timer", "replied", "info",
+                 "remove")
+
+    def __init__(self, conn: "ESLConnection", command: str, target: str,
+                 timeout: float | None) -> None:
+        self.conn = conn
+        self.command = command
+        self.target = target
+        self.timeout = timeout
+        self.fut: asyncio.Future[HangupInfo] = conn._loop.create_future()
+        self.timer: asyncio.TimerHandle | None = None
+        self.replied = False
+        self.info: HangupInfo | None = None
+        self.remove: Callable[[], None] | None = None
+
+    def on_reply(self, msg: Message | None, exc: BaseException | None) -> None:
+        fut = self.fut
+        if fut.done():
+            return                               # timed out or cancelled: drop the late reply
+        if exc is None and not msg.ok():         # type: ignore[union-attr]
+            exc = CommandError(f"{self.command}: "
+                               f"{msg.reply_text or (msg.body or '').strip()}", msg)  # type: ignore
+        if exc is not None:
+            _fail(fut, exc)
+            return
+        self.replied = True
+        if self.info is not None:
+            fut.set_result(self.info)
+            return
+        conn = self.conn
+        if self.timer is not None:
+            self.timer.cancel()
+        timeout = conn.execute_timeout if self.timeout is None else self.timeout
+        self.timer = conn._loop.call_later(timeout, self.expire,
+                                           f"channel did not hang up within {timeout} s")
+
+    def on_hangup(self, info: HangupInfo | None, exc: BaseException | None) -> None:
+        fut = self.fut
+        if fut.done():
+            return
+        if exc is not None:
+            _fail(fut, exc)
+        elif self.replied:
+            fut.set_result(info)                 # type: ignore[arg-type]
+        else:
+            self.info = info
+
+    def expire(self, text: str) -> None:
+        _fail(self.fut, ESLTimeout(text))
+
+    async def run(self) -> HangupInfo:
+        conn = self.conn
+        timeout = conn.command_timeout if self.timeout is None else self.timeout
+        self.timer = conn._loop.call_later(timeout, self.expire,
+                                           f"no reply to {self.command!r} within {timeout} s")
+        self.remove = conn.on_hangup(self.on_hangup, uuid=self.target)
+        try:
+            return await self.fut
+        finally:
+            if self.timer is not None:
+                self.timer.cancel()
+            self.remove()
 
 
 class ESLConnection(asyncio.Protocol):
@@ -104,12 +206,17 @@ class ESLConnection(asyncio.Protocol):
         self._orphan_jobs: OrderedDict[str, Event] = OrderedDict()
         self._waiters: list[_Waiter] = []
         self._subscriptions: set[EventSubscription] = set()
-        self._handlers: dict[str, list[Callable[[Event], Any]]] = {}
-        self._message_handlers: list[Callable[[Message], Any]] = []
+        # copy-on-write tuples: dispatch iterates them without copying
+        self._handlers: dict[str, tuple[Callable[[Event], Any], ...]] = {}
+        self._message_handlers: tuple[Callable[[Message], Any], ...] = ()
         self._hangups: OrderedDict[str, HangupInfo] = OrderedDict()
         self._hangup_futs: dict[str, asyncio.Future[HangupInfo]] = {}
+        self._hangup_watch: dict[str, list[Callable[[HangupInfo | None,
+                                                     BaseException | None], None]]] = {}
         self._tasks: set[asyncio.Task] = set()
         self._batch: list[bytes] | None = None
+        self._batch_depth = 0
+        self._batcher = _Batch(self)
         self._auth_request: asyncio.Future[Message] = self._loop.create_future()
         self._close_timer: asyncio.TimerHandle | None = None
         # latency probe (perf_counter seconds): when bytes last arrived, and the arrival a
@@ -140,10 +247,9 @@ class ESLConnection(asyncio.Protocol):
         self.connected_at = time.perf_counter()
         sock = transport.get_extra_info("socket")
         if sock is not None:
+            # (asyncio's socket transport already sets TCP_NODELAY on TCP sockets)
             with contextlib.suppress(OSError):
-                import socket
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         _resolve(self._connected_fut, None)
 
     @property
@@ -193,12 +299,20 @@ class ESLConnection(asyncio.Protocol):
         if self._close_timer is not None:
             self._close_timer.cancel()
         _resolve(self._closed_fut, None)
-        while self._replies:
-            _fail(self._replies.popleft().future, self._lost())
+        # executions first: a pending execute learns of a known hangup rather than the loss
         for exe in list(self._executions.values()):
             info = self._hangups.get(exe.target or "")
             exe._halt(self._hangup_error(info, exe.app) if info else self._lost())
         self._executions.clear()
+        while self._replies:
+            pending = self._replies.popleft()
+            if pending.callback is not None:
+                try:
+                    pending.callback(None, self._lost())
+                except Exception:
+                    log.exception("%s: reply callback failed", self.name)
+            else:
+                _fail(pending.future, self._lost())
         for fut in self._jobs.values():
             _fail(fut, self._lost())
         self._jobs.clear()
@@ -209,6 +323,10 @@ class ESLConnection(asyncio.Protocol):
             sub._end(self._lost())
         for fut in self._hangup_futs.values():
             _fail(fut, self._lost())
+        watch, self._hangup_watch = self._hangup_watch, {}
+        for callbacks in watch.values():
+            for cb in callbacks:
+                self._run_watch(cb, None, self._lost())
         _fail(self._auth_request, self._lost())
 
     # ------------------------------------------------------------------ writing
@@ -230,19 +348,10 @@ class ESLConnection(asyncio.Protocol):
             self.pending_cause = None
         self._transport.write(data)
 
-    @contextlib.contextmanager
-    def batch(self) -> Iterator[None]:
-        """Queue every command written inside the block and send them in one write."""
-        if self._batch is not None:
-            yield
-            return
-        self._batch = []
-        try:
-            yield
-        finally:
-            data, self._batch = b"".join(self._batch), None
-            if data:
-                self._raw_write(data)
+    def batch(self) -> "_Batch":
+        """Queue every command written inside the block and send them in one write (nested
+        blocks join the outermost one)."""
+        return self._batcher
 
     def send_nowait(self, command: str, headers: Iterable[tuple[str, str]] | dict = (),
                     body: str | bytes | None = None) -> asyncio.Future[Message]:
@@ -259,6 +368,20 @@ class ESLConnection(asyncio.Protocol):
             raise
         return fut
 
+    def _send_cb(self, command: str, headers: Iterable[tuple[str, str]] | dict,
+                 callback: Callable[[Message | None, BaseException | None], None]) -> None:
+        """Write a command whose reply goes to `callback(msg, None)` (or `(None, exc)` when
+        the connection is lost first), called inside the reader: no future, no loop hop."""
+        if self.closed:
+            raise self._lost()
+        frame = encode_command(command, headers)
+        self._replies.append(_Pending(None, command.split(" ", 1)[0], callback))
+        try:
+            self._write(frame)
+        except ESLError:
+            self._replies.pop()
+            raise
+
     async def send(self, command: str, headers: Iterable[tuple[str, str]] | dict = (),
                    body: str | bytes | None = None, *, timeout: float | None = None,
                    check: bool = False) -> Message:
@@ -272,12 +395,15 @@ class ESLConnection(asyncio.Protocol):
 
     async def _await_reply(self, fut: asyncio.Future[Message], command: str,
                            timeout: float | None) -> Message:
+        if fut.done():
+            return fut.result()
         timeout = self.command_timeout if timeout is None else timeout
+        # The slot stays queued (failed by the timer): the late reply is consumed and dropped.
+        timer = self._loop.call_later(timeout, _expire, fut, command, timeout)
         try:
-            return await asyncio.wait_for(fut, timeout)
-        except asyncio.TimeoutError:
-            # The slot stays queued (cancelled): the late reply will be consumed and dropped.
-            raise ESLTimeout(f"no reply to {command!r} within {timeout} s") from None
+            return await fut
+        finally:
+            timer.cancel()
 
     # ------------------------------------------------------------------ commands
 
@@ -384,11 +510,10 @@ class ESLConnection(asyncio.Protocol):
         exe = Execution(self, app, arg, event_uuid, uuid)
         self._executions[event_uuid] = exe
         try:
-            exe.reply = self.send_nowait("sendmsg" + (f" {uuid}" if uuid else ""), hdrs)
+            self._send_cb(f"sendmsg {uuid}" if uuid else "sendmsg", hdrs, exe._on_reply_msg)
         except BaseException:
             self._executions.pop(event_uuid, None)
             raise
-        exe.reply.add_done_callback(exe._on_reply)
         return exe
 
     async def execute(self, app: str, arg: str | None = None, *, uuid: str | None = None,
@@ -412,10 +537,12 @@ class ESLConnection(asyncio.Protocol):
         target = uuid or self.channel_uuid
         if target in self._hangups:
             return self._hangups[target]
-        waiter = self.hangup_future(uuid)
-        await self.sendmsg([("call-command", "hangup"), ("hangup-cause", cause)], uuid=uuid,
-                           timeout=timeout)
-        return await self._wait_hangup(waiter, timeout)
+        # one wait for both the reply and the hangup (one loop iteration, not two)
+        command = f"sendmsg {uuid}" if uuid else "sendmsg"
+        wait = _HangupWait(self, command, target or "", timeout)
+        self._send_cb(command, [("call-command", "hangup"), ("hangup-cause", cause)],
+                      wait.on_reply)
+        return await wait.run()
 
     async def set_var(self, name: str, value: str, *, uuid: str | None = None,
                       timeout: float | None = None) -> Event:
@@ -437,7 +564,7 @@ class ESLConnection(asyncio.Protocol):
         body = await self.api(f"uuid_break {target}" + (" all" if all else ""), timeout=timeout)
         if all:
             for key, exe in list(self._executions.items()):
-                if exe.target == target and not exe.started.done():
+                if exe.target == target and not exe.is_started:
                     exe._halt(ExecutionFlushed(f"{exe.app} flushed by uuid_break all"))
                     self._executions.pop(key, None)
         return body
@@ -467,15 +594,59 @@ class ESLConnection(asyncio.Protocol):
     async def wait_hangup(self, *, uuid: str | None = None,
                           timeout: float | None = None) -> HangupInfo:
         """Wait until the channel hangs up (ConnectionLost if the socket closes first)."""
-        return await self._wait_hangup(self.hangup_future(uuid), timeout)
+        return await self._wait_hangup(uuid or self.channel_uuid or "", timeout)
 
-    async def _wait_hangup(self, fut: asyncio.Future[HangupInfo],
-                           timeout: float | None) -> HangupInfo:
-        timeout = self.execute_timeout if timeout is None else timeout
+    def on_hangup(self, callback: Callable[[HangupInfo | None, BaseException | None], None], *,
+                  uuid: str | None = None) -> Callable[[], None]:
+        """Call `callback(info, None)` when the channel hangs up, or `callback(None, exc)`
+        (ConnectionLost) when the socket closes first - once, synchronously inside the reader
+        (no loop iteration, unlike a future's done-callback); at once if that is already
+        known. Returns a function that removes the callback."""
+        target = uuid or self.channel_uuid or ""
+        info = self._hangups.get(target)
+        if info is not None or self.closed:
+            callback(info, None if info is not None else self._lost())
+            return lambda: None
+        callbacks = self._hangup_watch.setdefault(target, [])
+        callbacks.append(callback)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                callbacks.remove(callback)
+        return remove
+
+    def _run_watch(self, cb: Callable[[HangupInfo | None, BaseException | None], None],
+                   info: HangupInfo | None, exc: BaseException | None) -> None:
         try:
-            return await asyncio.wait_for(asyncio.shield(fut), timeout)
-        except asyncio.TimeoutError:
-            raise ESLTimeout(f"channel did not hang up within {timeout} s") from None
+            cb(info, exc)
+        except Exception:
+            log.exception("%s: hangup callback %r failed", self.name, cb)
+
+    async def _wait_hangup(self, target: str, timeout: float | None) -> HangupInfo:
+        info = self._hangups.get(target)
+        if info is not None:
+            return info
+        if self.closed:
+            raise self._lost()
+        timeout = self.execute_timeout if timeout is None else timeout
+        loop = self._loop
+        fut: asyncio.Future[HangupInfo] = loop.create_future()
+
+        def wake(info: HangupInfo | None, exc: BaseException | None) -> None:
+            if not fut.done():
+                if exc is None:
+                    fut.set_result(info)                    # type: ignore[arg-type]
+                else:
+                    _fail(fut, exc)
+
+        remove = self.on_hangup(wake, uuid=target)
+        timer = loop.call_later(timeout, _fail, fut,
+                                ESLTimeout(f"channel did not hang up within {timeout} s"))
+        try:
+            return await fut
+        finally:
+            timer.cancel()
+            remove()
 
     def _hangup_error(self, info: HangupInfo, what: str) -> ChannelHangup:
         cause = info.cause or "unknown cause"
@@ -489,6 +660,10 @@ class ESLConnection(asyncio.Protocol):
         while len(self._hangups) > _HANGUP_MEMORY:
             self._hangups.popitem(last=False)
         _resolve(self._hangup_futs.get(uuid), info)
+        callbacks = self._hangup_watch.pop(uuid, None)
+        if callbacks:
+            for cb in callbacks:
+                self._run_watch(cb, info, None)
         for exe in list(self._executions.values()):
             if exe.target == uuid:
                 exe._halt(self._hangup_error(info, exe.app))
@@ -547,18 +722,29 @@ class ESLConnection(asyncio.Protocol):
     def on(self, name: str, handler: Callable[[Event], Any]) -> Callable[[], None]:
         """Call `handler(event)` for Event-Name `name` ("*" = all). Coroutine functions run as
         tasks. Returns a function that removes the handler."""
-        self._handlers.setdefault(name, []).append(handler)
+        self._handlers[name] = self._handlers.get(name, ()) + (handler,)
 
         def remove() -> None:
-            with contextlib.suppress(ValueError):
-                self._handlers.get(name, []).remove(handler)
+            current = self._handlers.get(name, ())
+            if handler in current:
+                rest = list(current)
+                rest.remove(handler)
+                if rest:
+                    self._handlers[name] = tuple(rest)
+                else:
+                    del self._handlers[name]
         return remove
 
     def on_message(self, handler: Callable[[Message], Any]) -> Callable[[], None]:
         """Call `handler(message)` for every frame received (replies, events, notices, logs)."""
-        self._message_handlers.append(handler)
-        return lambda: self._message_handlers.remove(handler) \
-            if handler in self._message_handlers else None
+        self._message_handlers += (handler,)
+
+        def remove() -> None:
+            if handler in self._message_handlers:
+                rest = list(self._message_handlers)
+                rest.remove(handler)
+                self._message_handlers = tuple(rest)
+        return remove
 
     # ------------------------------------------------------------------ reading
 
@@ -576,16 +762,20 @@ class ESLConnection(asyncio.Protocol):
             return
         for msg in messages:
             try:
-                self._dispatch(msg)
+                ev = msg.event
+                if ev is not None and not self._message_handlers:
+                    self._on_event(ev)          # the common case, straight
+                else:
+                    self._dispatch(msg)
             except Exception:   # a consumer bug must not kill the connection
                 log.exception("%s: error while dispatching %r", self.name, msg)
 
     def _dispatch(self, msg: Message) -> None:
         ctype = msg.content_type
-        if ctype in ("command/reply", "api/response"):
-            self._on_reply(msg)
-        elif msg.event is not None:
+        if msg.event is not None:
             self._on_event(msg.event)
+        elif ctype == "command/reply" or ctype == "api/response":
+            self._on_reply(msg)
         elif ctype == "text/disconnect-notice":
             self._on_disconnect_notice(msg)
         elif ctype == "auth/request":
@@ -594,7 +784,7 @@ class ESLConnection(asyncio.Protocol):
             self._close_reason = (ConnectionLost,
                                   "rejected by FreeSWITCH: " + (msg.body or "").strip())
             self.close()
-        for handler in list(self._message_handlers):
+        for handler in self._message_handlers:
             self._call(handler, msg)
 
     def _on_reply(self, msg: Message) -> None:
@@ -602,7 +792,9 @@ class ESLConnection(asyncio.Protocol):
             log.warning("%s: unexpected reply %r", self.name, msg.reply_text or msg.body)
             return
         pending = self._replies.popleft()
-        if pending.future.done():
+        if pending.callback is not None:
+            pending.callback(msg, None)
+        elif pending.future.done():
             # a cancelled (timed-out) slot consumes its late reply
             log.debug("%s: dropping late reply to %s", self.name, pending.command)
         else:
@@ -610,17 +802,17 @@ class ESLConnection(asyncio.Protocol):
 
     def _on_event(self, ev: Event) -> None:
         name = ev.name
-        app_uuid = ev.application_uuid if name in ("CHANNEL_EXECUTE", "CHANNEL_EXECUTE_COMPLETE") \
-            else None
-        if app_uuid:
-            exe = self._executions.get(app_uuid)
-            if exe is not None:
-                if name == "CHANNEL_EXECUTE":
-                    _resolve(exe.started, ev)
-                else:
-                    self._executions.pop(app_uuid, None)
-                    _resolve(exe.started, ev)
-                    exe._complete(ev)
+        if name == "CHANNEL_EXECUTE_COMPLETE" or name == "CHANNEL_EXECUTE":
+            executions = self._executions
+            if executions:
+                app_uuid = ev.application_uuid
+                exe = executions.get(app_uuid) if app_uuid else None
+                if exe is not None:
+                    if name == "CHANNEL_EXECUTE":
+                        exe._start(ev)
+                    else:
+                        del executions[app_uuid]
+                        exe._complete(ev)
         elif name == "BACKGROUND_JOB" and ev.job_uuid:
             fut = self._jobs.get(ev.job_uuid)
             if fut is not None:
@@ -639,12 +831,20 @@ class ESLConnection(asyncio.Protocol):
                 else:
                     keep.append(w)
             self._waiters = keep
-        for sub in list(self._subscriptions):
-            if sub._match(ev):
-                sub._push(ev)
-        for key in (name, "*"):
-            for handler in list(self._handlers.get(key, ())):
-                self._call(handler, ev)
+        if self._subscriptions:
+            for sub in list(self._subscriptions):
+                if sub._match(ev):
+                    sub._push(ev)
+        handlers = self._handlers
+        if handlers:
+            named = handlers.get(name)
+            if named:
+                for handler in named:
+                    self._call(handler, ev)
+            every = handlers.get("*")
+            if every:
+                for handler in every:
+                    self._call(handler, ev)
         if name == "CHANNEL_HANGUP" or name == "CHANNEL_HANGUP_COMPLETE":
             uid = ev.unique_id
             if uid and (name == "CHANNEL_HANGUP" or uid not in self._hangups):
@@ -664,7 +864,7 @@ class ESLConnection(asyncio.Protocol):
         except Exception:
             log.exception("%s: event handler %r failed", self.name, handler)
             return
-        if asyncio.iscoroutine(result):
+        if result is not None and asyncio.iscoroutine(result):
             task = self._loop.create_task(result)
             self._tasks.add(task)
             task.add_done_callback(self._task_done)

@@ -76,6 +76,13 @@ class OutboundConnection(ESLConnection):
     def __init__(self, *, close_after_disconnect: float | None = 5.0, **kwargs: Any) -> None:
         super().__init__(close_after_disconnect=close_after_disconnect, **kwargs)
         self.channel: ChannelData | None = None
+        self._on_made: Callable[["OutboundConnection"], None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        on_made, self._on_made = self._on_made, None
+        if on_made is not None:
+            on_made(self)
 
     async def connect(self, *, timeout: float | None = None) -> ChannelData:
         reply = await self.send("connect", timeout=timeout, check=True)
@@ -160,13 +167,15 @@ class OutboundServer:
     def _make_connection(self) -> OutboundConnection:
         conn = self._factory()
         conn.name = "outbound"
-        task = asyncio.get_running_loop().create_task(self._run(conn))
-        self.active[conn] = task
+        # the handler starts once the socket is there (no wait for it inside the task)
+        conn._on_made = self._start_call
         return conn
+
+    def _start_call(self, conn: OutboundConnection) -> None:
+        self.active[conn] = asyncio.get_running_loop().create_task(self._run(conn))
 
     async def _run(self, conn: OutboundConnection) -> None:
         try:
-            await asyncio.wait_for(asyncio.shield(conn._connected_fut), conn.command_timeout)
             await self.handler(conn)
             self.handled += 1
         except (ChannelHangup, ConnectionLost) as exc:

@@ -358,6 +358,19 @@ def _content_length(headers: Headers, limit: int, where: str) -> int | None:
 
 def parse_event_plain(body: bytes, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Event:
     """Parse a `text/event-plain` body: header block, then its own Content-Length body if any."""
+    if body.endswith(b"\n\n") and _plain_block(body[:-2]):
+        # FreeSWITCH's layout without an inner body (a plain block holds no empty line, so this
+        # is the first `\n\n`): no search for the block end
+        headers = Headers.lazy(body[:-2].decode("ascii"))
+        name = headers.get("Event-Name")
+        if name is None:
+            raise ProtocolError("event without Event-Name header")
+        length = _content_length(headers, max_body_bytes, "event")
+        if length:
+            raise ProtocolError(f"event body has 0 bytes, its Content-Length says {length}")
+        event = Event(headers, None if length is None else "")
+        event._name = name
+        return event
     end = body.find(b"\n\n") if b"\r" not in body else -2
     if end >= 0:
         block, rest = body[:end], body[end + 2:]
@@ -416,6 +429,7 @@ class Parser:
         self._scan = 0                      # where to resume searching for the block end
         self._headers: Headers | None = None  # parsed outer headers awaiting a body
         self._need = 0                      # body bytes still required
+        self._ctype: str | None = None      # its Content-Type when taken from the quick match
         self._failed: ProtocolError | None = None
 
     @property
@@ -431,75 +445,94 @@ class Parser:
     def feed(self, data: bytes) -> list[Message]:
         if self._failed is not None:
             raise ProtocolError(f"parser already failed: {self._failed}")
-        self._buf += data
+        buf = self._buf
         out: list[Message] = []
         try:
-            while True:
-                msg = self._next()
-                if msg is None:
-                    return out
-                out.append(msg)
+            if buf:
+                # a partial message is held: append and go on from the start of the buffer
+                buf += data
+                if self._headers is not None and len(buf) < self._need:
+                    return out                      # a long body still coming in
+                pos = self._parse(buf, out)
+                if pos:
+                    del buf[:pos]
+            else:
+                # nothing held (the usual case): parse the chunk itself, keep the tail
+                pos = self._parse(data, out)
+                if pos < len(data):
+                    buf += memoryview(data)[pos:]
         except ProtocolError as exc:
             self._failed = exc
             self._buf.clear()
             raise
+        return out
 
-    def _next(self) -> Message | None:
-        buf = self._buf
-        if self._headers is None:
-            # Blank lines between frames are tolerated (FreeSWITCH's own reader skips them).
-            skip = 0
-            while skip < len(buf) and buf[skip] in (0x0A, 0x0D):
-                skip += 1
-            if skip:
-                del buf[:skip]
+    def _parse(self, data: bytes | bytearray, out: list[Message]) -> int:
+        """Append the complete messages of `data` to `out`; return how far they reach (the
+        rest is a partial message, described by `_scan` / `_headers` / `_need`)."""
+        n = len(data)
+        pos = 0
+        while True:
+            if self._headers is None:
+                # Blank lines between frames are tolerated (FreeSWITCH's own reader skips them).
+                while pos < n and (data[pos] == 0x0A or data[pos] == 0x0D):
+                    pos += 1
+                    self._scan = 0
+                if pos >= n:
+                    return pos
+                scan = pos + self._scan
+                match = _BLOCK_END.search(data, scan - 2 if scan - 2 > pos else pos)
+                if match is None:
+                    if n - pos > self.max_header_bytes:
+                        raise ProtocolError(
+                            f"header block exceeds {self.max_header_bytes} bytes without an end")
+                    last_nl = data.rfind(b"\n", pos)
+                    if last_nl >= scan:
+                        # Reject garbage as soon as a complete line is seen, not at the size limit.
+                        parse_header_block(bytes(data[scan:last_nl]))
+                        self._scan = last_nl + 1 - pos
+                    return pos
+                start = match.start()
+                if start - pos > self.max_header_bytes:
+                    raise ProtocolError(f"header block exceeds {self.max_header_bytes} bytes")
                 self._scan = 0
-            if not buf:
-                return None
-            match = _BLOCK_END.search(buf, max(self._scan - 2, 0))
-            if match is None:
-                if len(buf) > self.max_header_bytes:
-                    raise ProtocolError(
-                        f"header block exceeds {self.max_header_bytes} bytes without an end")
-                last_nl = buf.rfind(b"\n")
-                if last_nl >= self._scan:
-                    # Reject garbage as soon as a complete line is seen, not at the size limit.
-                    parse_header_block(bytes(buf[self._scan:last_nl]))
-                    self._scan = last_nl + 1
-                return None
-            if match.start() > self.max_header_bytes:
-                raise ProtocolError(f"header block exceeds {self.max_header_bytes} bytes")
-            raw = bytes(buf[:match.start()])
-            del buf[:match.end()]
-            self._scan = 0
-            quick = _EVENT_FRAME.fullmatch(raw)
-            if quick is not None:
-                # the envelope of every event and api reply: `Content-Length: N` + type
-                headers = Headers((("Content-Length", quick.group(1).decode()),
-                                   ("Content-Type", quick.group(2).decode())))
-                length = int(quick.group(1))
-                if length > self.max_body_bytes:
-                    raise ProtocolError(f"frame body of {length} bytes exceeds the limit of "
-                                        f"{self.max_body_bytes}")
-            else:
-                headers = parse_header_block(raw, lazy=True)
-                length = _content_length(headers, self.max_body_bytes, "frame")
-                if length is None and "Content-Type" not in headers:
-                    raise ProtocolError(
-                        "frame without Content-Type: " + ", ".join(headers.names()[:5]))
-            if not length:
-                return self._finish(headers, None if length is None else b"")
-            self._headers, self._need = headers, length
-        if len(buf) < self._need:
-            return None
-        body = bytes(buf[:self._need])
-        del buf[:self._need]
-        headers, self._headers, self._need = self._headers, None, 0
-        return self._finish(headers, body)
+                quick = _EVENT_FRAME.fullmatch(data, pos, start)
+                if quick is not None:
+                    # the envelope of every event and api reply: `Content-Length: N` + type
+                    clen, ctype = quick.group(1).decode(), quick.group(2).decode()
+                    headers = Headers.__new__(Headers)
+                    headers._items = [("Content-Length", clen), ("Content-Type", ctype)]
+                    headers._index = {"content-length": clen, "content-type": ctype}
+                    headers._text = headers._lower = None
+                    length = int(clen)
+                    if length > self.max_body_bytes:
+                        raise ProtocolError(f"frame body of {length} bytes exceeds the limit of "
+                                            f"{self.max_body_bytes}")
+                else:
+                    headers = parse_header_block(bytes(data[pos:start]), lazy=True)
+                    length = _content_length(headers, self.max_body_bytes, "frame")
+                    if length is None and "Content-Type" not in headers:
+                        raise ProtocolError(
+                            "frame without Content-Type: " + ", ".join(headers.names()[:5]))
+                pos = match.end()
+                if not length:
+                    out.append(self._finish(headers, None if length is None else b""))
+                    continue
+                self._headers, self._need = headers, length
+                self._ctype = ctype if quick is not None else None
+            need = self._need
+            if n - pos < need:
+                return pos
+            body = bytes(data[pos:pos + need])
+            pos += need
+            headers, self._headers, self._need = self._headers, None, 0
+            out.append(self._finish(headers, body, self._ctype))
 
-    def _finish(self, headers: Headers, body: bytes | None) -> Message:
-        raw_ctype = headers.get("Content-Type") or ""
-        ctype = raw_ctype.strip().lower()
+    def _finish(self, headers: Headers, body: bytes | None,
+                known_ctype: str | None = None) -> Message:
+        # `known_ctype`: the Content-Type of the quick envelope (already `[a-z]+/[a-z-]+`)
+        raw_ctype = known_ctype or headers.get("Content-Type") or ""
+        ctype = known_ctype or raw_ctype.strip().lower()
         event = None
         if ctype == "text/event-plain":
             if not body:
