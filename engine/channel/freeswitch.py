@@ -119,7 +119,7 @@ class _Collector:
     """One `collect` in progress: the same decisions as `Channel.collect`, one key at a time."""
 
     __slots__ = ("max_digits", "terminator", "inter_digit", "stop_keys", "digits", "keys",
-                 "result", "future", "_timer", "_loop")
+                 "result", "future", "_timer", "_loop", "_deadline")
 
     def __init__(self, max_digits: int, terminator: str | None, inter_digit: float,
                  stop_keys: Collection[str]) -> None:
@@ -132,6 +132,8 @@ class _Collector:
         self.result: DigitsResult | None = None
         self.future: asyncio.Future | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._deadline = 0.0
 
     def feed(self, k: str) -> None:
         self.keys += k
@@ -149,9 +151,18 @@ class _Collector:
             self.result = DigitsResult(self.digits, self.keys, "timeout" if self.keys else "no_input")
 
     def arm(self, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = loop.call_later(seconds, self._expire)
+        """Time out `seconds` from now.  A later deadline than the timer's is only noted (the
+        timer, when it fires, waits on for the rest): one timer per entry, not one per key."""
+        self._loop = loop
+        deadline = loop.time() + seconds
+        timer = self._timer
+        if timer is not None and not timer.cancelled() and deadline >= timer.when():
+            self._deadline = deadline
+            return
+        if timer is not None:
+            timer.cancel()
+        self._deadline = deadline
+        self._timer = loop.call_at(deadline, self._expire)
 
     def disarm(self) -> None:
         if self._timer is not None:
@@ -159,6 +170,10 @@ class _Collector:
             self._timer = None
 
     def _expire(self) -> None:
+        loop = self._loop
+        if loop is not None and loop.time() < self._deadline:
+            self._timer = loop.call_at(self._deadline, self._expire)
+            return
         self._timer = None
         self.timed_out()
         _resolve(self.future, True)

@@ -47,7 +47,7 @@ class RealClock:
         self.tz = _tz(tz)
 
     def now(self) -> dt.datetime:
-        return dt.datetime.now(self.tz).astimezone(self.tz) if self.tz else dt.datetime.now().astimezone()
+        return dt.datetime.now(self.tz) if self.tz else dt.datetime.now().astimezone()
 
     def monotonic(self) -> float:
         return time.monotonic()

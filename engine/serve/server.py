@@ -39,6 +39,7 @@ __all__ = ["Server", "ActiveCall"]
 log = logging.getLogger("ivrflow.serve")
 
 SHUTDOWN_CAUSE = "SYSTEM_SHUTDOWN"
+_CDR_JSON = json.JSONEncoder(ensure_ascii=False, default=str)     # one spool line per call
 
 
 @dataclass
@@ -477,8 +478,7 @@ class Server:
         so the record is in the OS at once and survives a crash of ivrflow; fsync follows
         within a second (_sync_spool)."""
         path = self.config.cdr_spool
-        line = json.dumps({k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in cdr.items()},
-                          ensure_ascii=False, default=str)
+        line = _CDR_JSON.encode({k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in cdr.items()})
         data = (line + "\n").encode("utf-8")
         try:
             with self._spool_lock:

@@ -330,3 +330,19 @@ def test_plain_event_fast_path_keeps_the_checks():
     assert parse_event_plain(b"Event-Name: X\nA: 1\n\n").body is None
     ev = parse_event_plain(b"Event-Name: X\nContent-Length: 6\n\nA: b\n\n")
     assert ev.body == "A: b\n\n" and ev.get("A") is None
+
+
+def test_event_uuids_are_version_4_uuids_unique_within_and_across_connections():
+    import uuid as uuidlib
+
+    from engine.channel.esl.connection import ESLConnection
+
+    async def main():
+        a, b = ESLConnection(), ESLConnection()
+        return [a._next_event_uuid() for _ in range(3)], [b._next_event_uuid() for _ in range(3)]
+
+    first, second = asyncio.run(main())
+    every = first + second
+    assert len(set(every)) == 6
+    assert all(uuidlib.UUID(u).version == 4 and str(uuidlib.UUID(u)) == u for u in every)
+    assert first[0][:24] != second[0][:24]
