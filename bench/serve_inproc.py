@@ -66,6 +66,7 @@ class MemTransport(asyncio.Transport):
         self.other: "MemTransport | None" = None
         self.closing = False
         self._pending: list[bytes] = []
+        self.record: list[bytes] | None = None          # what was delivered (--cold)
 
     def write(self, data: bytes) -> None:
         if self.closing:
@@ -76,6 +77,8 @@ class MemTransport(asyncio.Transport):
 
     def _deliver(self) -> None:
         data, self._pending = b"".join(self._pending), []
+        if self.record is not None:
+            self.record.append(data)
         if data and not (self.other and self.other.closing and self.other._lost):
             self.peer.data_received(data)
 
@@ -120,8 +123,13 @@ class MemTransport(asyncio.Transport):
         pass
 
 
-async def scenario(calls: int, concurrency: int, spool: Path, prof: cProfile.Profile) -> tuple[int, int, float]:
+async def scenario(calls: int, concurrency: int, spool: Path, prof: "cProfile.Profile | _NoProfile",
+                   wire: list[bytes] | None = None, floor: bool = False) -> tuple[int, int, float]:
     loop = asyncio.get_running_loop()
+    if floor:
+        sys.path.insert(0, str(ROOT / "bench"))
+        import serve_floor
+        floor_base = serve_floor.STATS["completed"]
     cfg = parse_config({"listen": "127.0.0.1:0", "flows": str(ROOT / "bench" / "flows"), "db": "none",
                         "prompts": {"tts": "none"}, "reload": {"interval": 0},
                         "logging": {"format": "json", "level": "WARNING"}, "cdr_spool": str(spool)})
@@ -134,10 +142,12 @@ async def scenario(calls: int, concurrency: int, spool: Path, prof: cProfile.Pro
 
     async def create_connection(factory, host, port):
         emu_side = factory()
-        srv_side = outbound._make_connection()
+        srv_side = serve_floor.Call() if floor else outbound._make_connection()
         to_srv = MemTransport(loop, srv_side)          # written by the emulator
         to_emu = MemTransport(loop, emu_side)          # written by the server
         to_srv.other, to_emu.other = to_emu, to_srv
+        if wire is not None and not wire:
+            to_srv.record = wire                       # the first call's bytes to the server
         srv_side.connection_made(to_emu)
         emu_side.connection_made(to_srv)
         return to_srv, emu_side
@@ -165,10 +175,42 @@ async def scenario(calls: int, concurrency: int, spool: Path, prof: cProfile.Pro
     await asyncio.sleep(1.0)
     prof.disable()
     cpu = time.process_time() - t0
-    completed = server.metrics.by_disposition.get("completed", 0)
+    completed = serve_floor.STATS["completed"] - floor_base if floor else server.metrics.by_disposition.get("completed", 0)
     await server.stop(grace=1)
     await emu.close()
     return done, completed, cpu
+
+
+def cold() -> None:
+    """The same work - reading one call's ~30 frames with the ESL parser and looking at each
+    event's name and Application-UUID - timed (thread CPU time) back to back, then after the
+    process idled 0.5, 2 and 20 ms before each run: what a wake-up from idle costs here."""
+    from engine.channel.esl.parser import Parser
+
+    wire: list[bytes] = []
+    with tempfile.TemporaryDirectory(prefix="ivrflow-inproc-") as d:
+        run_virtual(lambda: scenario(1, 1, Path(d) / "spool.jsonl", _NoProfile(), wire), stall_timeout=30)
+
+    def one(p: Parser, chunk: bytes) -> None:
+        for m in p.feed(chunk):
+            ev = m.event
+            if ev is not None:
+                ev.name
+                ev.application_uuid
+
+    print(f"one call's stream to the server: {len(wire)} reads, {sum(map(len, wire))} bytes")
+    for gap in (0.0, 0.0005, 0.002, 0.02):
+        total, runs = 0.0, 40 if gap >= 0.02 else 200
+        for _ in range(runs):
+            p = Parser()
+            for chunk in wire:                    # each read as its own wake-up
+                if gap:
+                    time.sleep(gap)
+                t = time.thread_time()
+                one(p, chunk)
+                total += time.thread_time() - t
+        print(f"  idle {1000 * gap:4.1f} ms before each read: {1e6 * total / runs:6.0f} us CPU per call "
+              f"({1e6 * total / runs / len(wire):.0f} us per read)")
 
 
 class _NoProfile:
@@ -185,15 +227,23 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=400)
     ap.add_argument("--profile", metavar="FILE", help="also write the cProfile statistics here")
     ap.add_argument("--no-profile", action="store_true", help="only the CPU per call (both sides)")
+    ap.add_argument("--floor", action="store_true",
+                    help="the same calls answered by bench/serve_floor.py instead (with --no-profile)")
+    ap.add_argument("--cold", action="store_true",
+                    help="parse one call's event stream after idle gaps of 0-20 ms (cache effects)")
     a = ap.parse_args()
     quiet_gc()
+    if a.cold:
+        return cold()
     with tempfile.TemporaryDirectory(prefix="ivrflow-inproc-") as d:
         prof = cProfile.Profile() if not a.no_profile else _NoProfile()
         done, completed, cpu = run_virtual(
-            lambda: scenario(a.calls, a.concurrency, Path(d) / "spool.jsonl", prof), stall_timeout=30)
+            lambda: scenario(a.calls, a.concurrency, Path(d) / "spool.jsonl", prof, floor=a.floor),
+            stall_timeout=30)
     if a.no_profile:
         print(f"{done} calls ({completed} completed their flow), {a.concurrency} at a time; "
-              f"CPU {1000 * cpu / max(1, done):.2f} ms per call, server and emulator")
+              f"CPU {1000 * cpu / max(1, done):.2f} ms per call, {'floor' if a.floor else 'ivrflow'} "
+              f"and emulator")
         return
     st = pstats.Stats(prof)
     cum: dict[str, float] = {}
