@@ -89,6 +89,7 @@ class Server:
         self._stopping = False
         self._spool_dirty = False
         self._spool_fd: int | None = None
+        self._spool_id: tuple[int, int] = (0, 0)        # (st_dev, st_ino) of the open spool
         self._spool_lock = threading.Lock()
         self._port: int | None = None
         self._stopped: asyncio.Event | None = None
@@ -476,18 +477,33 @@ class Server:
     def _spool(self, cdr: dict) -> None:
         """Append one JSON line to the spool: one write(2) on a descriptor kept open (O_APPEND),
         so the record is in the OS at once and survives a crash of ivrflow; fsync follows
-        within a second (_sync_spool)."""
+        within a second (_sync_spool).  A spool moved or deleted by someone else is recreated."""
         path = self.config.cdr_spool
         line = _CDR_JSON.encode({k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in cdr.items()})
         data = (line + "\n").encode("utf-8")
         try:
             with self._spool_lock:
-                if self._spool_fd is None:
+                fd = self._spool_fd
+                if fd is not None:
+                    # the file moved or deleted behind our back (an operator, logrotate):
+                    # follow the path, or the record would go to a file nobody reads
+                    try:
+                        st = os.stat(path)
+                        moved = (st.st_dev, st.st_ino) != self._spool_id
+                    except FileNotFoundError:
+                        moved = True
+                    if moved:
+                        self._spool_fd = None
+                        os.close(fd)
+                        fd = None
+                if fd is None:
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    self._spool_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                    st = os.fstat(fd)
+                    self._spool_fd, self._spool_id = fd, (st.st_dev, st.st_ino)
                 view = memoryview(data)
                 while view:
-                    view = view[os.write(self._spool_fd, view):]
+                    view = view[os.write(fd, view):]
             self.metrics.cdr_spooled += 1
             self._spool_dirty = True
         except OSError as e:

@@ -648,3 +648,24 @@ def test_the_opening_sent_with_the_handshake(tmp_path, first, expected):
     flows.reload()
     assert "f" in flows.by_name, flows.problems
     assert asyncio.run(opening_of(flows.by_name["f"], "en")) == expected
+
+
+def test_the_spool_follows_its_path_when_moved_or_deleted(tmp_path):
+    """The spool's descriptor stays open between records; a file moved away (or deleted) by an
+    operator is noticed at the next record, which starts a new file at the configured path."""
+    from engine.serve.config import parse_config
+    from engine.serve.server import Server
+
+    spool = tmp_path / "var" / "spool.jsonl"
+    (tmp_path / "flows").mkdir()
+    server = Server(parse_config({"flows": str(tmp_path / "flows"), "db": "none", "cdr_spool": str(spool),
+                                  "prompts": {"tts": "none"}}), registry={})
+    server._spool({"call_id": "a"})
+    spool.rename(tmp_path / "taken.jsonl")
+    server._spool({"call_id": "b"})
+    spool.unlink()
+    server._spool({"call_id": "c"})
+    server._close_spool()
+    assert [json.loads(x)["call_id"] for x in (tmp_path / "taken.jsonl").read_text().splitlines()] == ["a"]
+    assert [json.loads(x)["call_id"] for x in spool.read_text().splitlines()] == ["c"]
+    assert server.metrics.cdr_spooled == 3
