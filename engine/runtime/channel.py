@@ -129,7 +129,8 @@ class KeyBuffer:
         return True
 
     def pop(self) -> str | None:
-        self._swallow = None
+        # a pending swallow stays: it is for the next key *pushed* (a read that starts before
+        # the terminator arrives must not let it through)
         return self._q.popleft() if self._q else None
 
     def peek(self) -> str | None:

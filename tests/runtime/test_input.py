@@ -161,6 +161,10 @@ def test_terminator_swallow_window_for_late_key():
     kb.clear()
     kb.swallow("#", until=10.0)
     assert kb.push("1", at=9.0) is True and kb.push("#", at=9.1) is True   # only the very next key
+    kb.clear()
+    kb.swallow("#", until=10.0)
+    assert kb.pop() is None                       # a read starts before the terminator comes
+    assert kb.push("#", at=9.5) is False and not kb, "the late terminator is still dropped"
 
 
 def test_invalid_and_no_input_use_attempts_then_failed_exit():

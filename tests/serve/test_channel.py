@@ -220,6 +220,22 @@ def test_a_hangup_in_the_middle_of_an_entry_ends_the_collect():
     assert not res.channel.listening
 
 
+def test_a_late_terminator_does_not_end_the_next_read():
+    """The '#' after a full-length entry is dropped even when it arrives while the next read
+    already waits (no prompt between): that read goes on waiting for a real key."""
+    async def scenario(ch):
+        r1 = await ch.collect((), min_digits=2, max_digits=2, terminator="#", first_timeout=5,
+                              inter_digit=3)
+        r2 = await ch.collect((), min_digits=1, max_digits=1, terminator=None, first_timeout=5,
+                              inter_digit=0)
+        return r1, r2, ch.keys.text()
+
+    res = drive(scenario, caller=CallerScript().press("12#", at=0.5).press("7", at=2.0))
+    r1, r2, left = ok(res)
+    assert (r1.digits, r1.reason) == ("12", "max")
+    assert (r2.digits, r2.reason) == ("7", "max") and left == ""
+
+
 def test_no_input_times_out_on_our_clock():
     """2: no key -> no input after the first-digit timeout; nothing waits on FreeSWITCH."""
     async def scenario(ch):
