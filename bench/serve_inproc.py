@@ -44,13 +44,13 @@ MEDIA = {"/srv/ivrflow-bench/welcome.wav": 3000.0, "/srv/ivrflow-bench/menu.wav"
 ENTRY = {
     "ESL reading (data_received)": ("engine/channel/esl/connection.py", "data_received"),
     "  parsing (Parser.feed)": ("engine/channel/esl/parser.py", "feed"),
-    "  dispatching (_dispatch)": ("engine/channel/esl/connection.py", "_dispatch"),
+    "  events to their waiters (_on_event)": ("engine/channel/esl/connection.py", "_on_event"),
     "the call's task (OutboundServer._run)": ("engine/channel/esl/outbound.py", "_run"),
     "  handshake (FreeSwitchChannel.open)": ("engine/channel/freeswitch.py", "open"),
     "  the flow (Call.run)": ("engine/runtime/interpreter.py", "run"),
     "    prompts (FreeSwitchChannel.play)": ("engine/channel/freeswitch.py", "play"),
-    "    keys (FreeSwitchChannel.read_key)": ("engine/channel/freeswitch.py", "read_key"),
-    "  call record (Server._save)": ("engine/serve/server.py", "_save"),
+    "    digit entries (FreeSwitchChannel.collect)": ("engine/channel/freeswitch.py", "collect"),
+    "  call record (Server._spool)": ("engine/serve/server.py", "_spool"),
     "logging (Logger._log)": ("logging/__init__.py", "_log"),
     "event loop turns (_run_once, both sides)": ("asyncio/base_events.py", "_run_once"),
 }
