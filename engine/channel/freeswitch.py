@@ -42,6 +42,7 @@ from typing import Any, Awaitable, Callable, Collection, Sequence
 from engine.channel.esl import (ChannelData, ChannelHangup, CommandError, ConnectionLost,
                                 ESLError, ESLTimeout, Event, Execution, ExecutionFlushed,
                                 OutboundConnection)
+from engine.channel.esl.futures import resolve as _resolve
 from engine.runtime.channel import (CallHangup, Channel, ChannelError, ConferenceFailed,
                                     ConferenceResult, DigitsResult, PlayItem, RecordResult, TransferFailed,
                                     TransferTarget)
@@ -121,8 +122,9 @@ class _Collector:
     __slots__ = ("max_digits", "terminator", "inter_digit", "stop_keys", "digits", "keys",
                  "result", "future", "_timer", "_loop", "_deadline")
 
-    def __init__(self, max_digits: int, terminator: str | None, inter_digit: float,
-                 stop_keys: Collection[str]) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, max_digits: int, terminator: str | None,
+                 inter_digit: float, stop_keys: Collection[str]) -> None:
+        self._loop = loop
         self.max_digits = max_digits
         self.terminator = terminator
         self.inter_digit = inter_digit
@@ -132,7 +134,6 @@ class _Collector:
         self.result: DigitsResult | None = None
         self.future: asyncio.Future | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._deadline = 0.0
 
     def feed(self, k: str) -> None:
@@ -150,19 +151,16 @@ class _Collector:
         if self.result is None:
             self.result = DigitsResult(self.digits, self.keys, "timeout" if self.keys else "no_input")
 
-    def arm(self, loop: asyncio.AbstractEventLoop, seconds: float) -> None:
+    def arm(self, seconds: float) -> None:
         """Time out `seconds` from now.  A later deadline than the timer's is only noted (the
         timer, when it fires, waits on for the rest): one timer per entry, not one per key."""
-        self._loop = loop
-        deadline = loop.time() + seconds
+        self._deadline = deadline = self._loop.time() + seconds
         timer = self._timer
-        if timer is not None and not timer.cancelled() and deadline >= timer.when():
-            self._deadline = deadline
-            return
         if timer is not None:
+            if deadline >= timer.when():
+                return
             timer.cancel()
-        self._deadline = deadline
-        self._timer = loop.call_at(deadline, self._expire)
+        self._timer = self._loop.call_at(deadline, self._expire)
 
     def disarm(self) -> None:
         if self._timer is not None:
@@ -170,9 +168,8 @@ class _Collector:
             self._timer = None
 
     def _expire(self) -> None:
-        loop = self._loop
-        if loop is not None and loop.time() < self._deadline:
-            self._timer = loop.call_at(self._deadline, self._expire)
+        if self._loop.time() < self._deadline:
+            self._timer = self._loop.call_at(self._deadline, self._expire)
             return
         self._timer = None
         self.timed_out()
@@ -510,7 +507,7 @@ class FreeSwitchChannel(Channel):
         if prompt:
             await self.play(prompt, barge_in=barge_in)
         await self._check()
-        c = _Collector(max_digits, terminator, inter_digit, stop_keys)
+        c = _Collector(self.loop, max_digits, terminator, inter_digit, stop_keys)
         self._collect_keys(c, waiting=False)
         if c.result is None:
             timeout = first_timeout if not c.keys else inter_digit
@@ -523,7 +520,7 @@ class FreeSwitchChannel(Channel):
                 if c.result is None:
                     fut = self._waiter = c.future = self.loop.create_future()
                     self._collector = c
-                    c.arm(self.loop, timeout)
+                    c.arm(timeout)
                     try:
                         await fut
                     finally:
@@ -532,8 +529,7 @@ class FreeSwitchChannel(Channel):
                         self._waiter = None
                     if c.result is None or c.result.reason in ("timeout", "no_input"):
                         await self._check()          # woken by the hangup, or it timed out
-                        if c.result is None:         # pragma: no cover - woken by nothing else
-                            c.timed_out()
+                        c.timed_out()
         r = c.result
         assert r is not None
         if r.reason == "max" and terminator:
@@ -558,7 +554,7 @@ class FreeSwitchChannel(Channel):
             c.timed_out()
             _resolve(c.future, True)
         else:
-            c.arm(self.loop, c.inter_digit)          # a new wait for the next key
+            c.arm(c.inter_digit)                     # a new wait for the next key
             if self.on_wait is not None:
                 self.on_wait(self, "listen", c.inter_digit)
                 if keys:
@@ -874,7 +870,4 @@ def _int(text: str | None) -> int | None:
         return None
 
 
-def _resolve(fut: asyncio.Future | None, value: Any) -> None:
-    if fut is not None and not fut.done():
-        fut.set_result(value)
 

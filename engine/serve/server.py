@@ -483,24 +483,7 @@ class Server:
         data = (line + "\n").encode("utf-8")
         try:
             with self._spool_lock:
-                fd = self._spool_fd
-                if fd is not None:
-                    # the file moved or deleted behind our back (an operator, logrotate):
-                    # follow the path, or the record would go to a file nobody reads
-                    try:
-                        st = os.stat(path)
-                        moved = (st.st_dev, st.st_ino) != self._spool_id
-                    except FileNotFoundError:
-                        moved = True
-                    if moved:
-                        self._spool_fd = None
-                        os.close(fd)
-                        fd = None
-                if fd is None:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-                    st = os.fstat(fd)
-                    self._spool_fd, self._spool_id = fd, (st.st_dev, st.st_ino)
+                fd = self._spool_descriptor()
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view):]
@@ -509,6 +492,27 @@ class Server:
         except OSError as e:
             self._close_spool()
             log.critical("call record LOST: cannot write the spool %s (%s): %s", path, e, line)
+
+    def _spool_descriptor(self) -> int:
+        """The spool's descriptor (under `_spool_lock`), reopened when the file at the path is
+        not the one open: moved or deleted behind our back (an operator, logrotate), a record
+        would otherwise go to a file nobody reads."""
+        path = self.config.cdr_spool
+        fd = self._spool_fd
+        if fd is not None:
+            try:
+                st = os.stat(path)
+                if (st.st_dev, st.st_ino) == self._spool_id:
+                    return fd
+            except FileNotFoundError:
+                pass
+            self._spool_fd = None
+            os.close(fd)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        st = os.fstat(fd)
+        self._spool_fd, self._spool_id = fd, (st.st_dev, st.st_ino)
+        return fd
 
     def _close_spool(self) -> None:
         with self._spool_lock:

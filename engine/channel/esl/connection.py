@@ -32,6 +32,7 @@ from typing import Any
 from .errors import ChannelHangup, CommandError, ConnectionLost, ESLError, ESLTimeout, ProtocolError
 from .events import EventMatch, EventSubscription, make_match
 from .execution import Execution, ExecutionFlushed, HangupInfo
+from .futures import fail as _fail, resolve as _resolve
 from .parser import (DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_HEADER_BYTES, Event, Message, Parser,
                      encode_command)
 
@@ -42,23 +43,6 @@ log = logging.getLogger("ivrflow.esl")
 
 _HANGUP_MEMORY = 4096          # remembered hung-up channel UUIDs (inbound sees many channels)
 _ORPHAN_JOBS = 256             # BACKGROUND_JOB results kept until their bgapi reply is read
-
-
-def _silence(fut: asyncio.Future) -> None:
-    """Mark a failed future's exception as retrieved (nobody may ever await it)."""
-    if fut.done() and not fut.cancelled():
-        fut.exception()
-
-
-def _fail(fut: asyncio.Future | None, exc: BaseException) -> None:
-    if fut is not None and not fut.done():
-        fut.set_exception(exc)
-        _silence(fut)
-
-
-def _resolve(fut: asyncio.Future | None, value: Any) -> None:
-    if fut is not None and not fut.done():
-        fut.set_result(value)
 
 
 class _Waiter:

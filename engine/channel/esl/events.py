@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 
 from .errors import ConnectionLost, ESLTimeout
+from .futures import resolve as _resolve
 from .parser import Event
 
 __all__ = ["EventMatch", "EventSubscription", "make_match"]
@@ -15,11 +16,6 @@ __all__ = ["EventMatch", "EventSubscription", "make_match"]
 log = logging.getLogger("ivrflow.esl")
 
 EventMatch = Callable[[Event], bool]
-
-
-def _resolve(fut: asyncio.Future | None, value) -> None:
-    if fut is not None and not fut.done():
-        fut.set_result(value)
 
 
 def make_match(names: Iterable[str] | str | None = None, *, uuid: str | None = None,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .errors import ChannelHangup, CommandError, ConnectionLost, ESLError, ESLTimeout, ProtocolError
+from .futures import fail as _fail, resolve as _resolve
 from .parser import Event, Message
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,17 +35,6 @@ class HangupInfo:
     cause: str | None
     event: Event | None
     via: str
-
-
-def _settle(fut: asyncio.Future, value) -> None:
-    if not fut.done():
-        fut.set_result(value)
-
-
-def _settle_exc(fut: asyncio.Future, exc: BaseException) -> None:
-    if not fut.done():
-        fut.set_exception(exc)
-        fut.exception()          # retrieved: nobody may ever await it
 
 
 class Execution:
@@ -88,7 +78,7 @@ class Execution:
             if self._reply_msg is not None:
                 fut.set_result(self._reply_msg)
             elif self._reply_exc is not None:
-                _settle_exc(fut, self._reply_exc)
+                _fail(fut, self._reply_exc)
         return fut
 
     @property
@@ -125,7 +115,7 @@ class Execution:
         if self._started_ev is None:
             self._started_ev = ev
             if self._started_fut is not None:
-                _settle(self._started_fut, ev)
+                _resolve(self._started_fut, ev)
 
     def _complete(self, ev: Event) -> None:
         if self._completion_ev is not None:
@@ -134,7 +124,7 @@ class Execution:
         self._completion_ev = ev
         self._completed_first = self._stop_exc is None
         if self._completion_fut is not None:
-            _settle(self._completion_fut, ev)
+            _resolve(self._completion_fut, ev)
         if self._waiter is not None:
             self._wake()
 
@@ -178,12 +168,12 @@ class Execution:
         if exc is not None:
             self._reply_exc = exc
             if self._reply_fut is not None:
-                _settle_exc(self._reply_fut, exc)
+                _fail(self._reply_fut, exc)
             self._halt(exc)
             return
         self._reply_msg = msg
         if self._reply_fut is not None:
-            _settle(self._reply_fut, msg)
+            _resolve(self._reply_fut, msg)
         if not msg.ok():                                  # type: ignore[union-attr]
             self._halt(CommandError(f"{self.app}: {msg.reply_text}", msg))  # type: ignore
             self._conn._executions.pop(self.event_uuid, None)
@@ -193,7 +183,7 @@ class Execution:
     def _timed_out(self, waiter: asyncio.Future, timeout: float) -> None:
         if not waiter.done():
             self.abandon()
-            _settle_exc(waiter, ESLTimeout(
+            _fail(waiter, ESLTimeout(
                 f"{self.app} {self.arg or ''}: no CHANNEL_EXECUTE_COMPLETE within "
                 f"{timeout} s".replace("  ", " ")))
 
