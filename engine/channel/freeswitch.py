@@ -60,6 +60,10 @@ _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _TOKEN = re.compile(r"^[^\s{}]{1,200}$")
 _TONE = re.compile(r"%\((\d+),(\d+)")
 
+# set by the dialplan (not by the caller): every `transfer: {to: X}` of the call goes to
+# `X XML <its value>`, a flow's other context or a dial string fails the transfer
+TRANSFER_CONTEXT_VAR = "ivrflow_transfer_context"
+
 # what a DTMF event means while one of our applications runs
 M_BARGE, M_QUIET, M_RECORD, M_CONF, M_BRIDGE, M_OTHER = \
     "barge", "quiet", "record", "conference", "bridge", "other"
@@ -630,7 +634,9 @@ class FreeSwitchChannel(Channel):
             secs = min(secs, float(max_seconds))
         return RecordResult(path, secs, reason)
 
-    async def transfer(self, target: TransferTarget) -> None:
+    async def transfer(self, target: TransferTarget, *, confined: bool = True) -> None:
+        """`Channel.transfer`; `confined=False` (ivrflow serve's own fallback, from its
+        configuration) ignores the call's `ivrflow_transfer_context`."""
         await self._check()
         if target.queue is not None:
             queue = target.queue
@@ -644,10 +650,19 @@ class FreeSwitchChannel(Channel):
         ext = (target.extension or "").strip()
         if not ext or not _TOKEN.match(ext):
             raise TransferFailed(f"invalid transfer destination {ext!r}")
+        # the dialplan may confine this call's transfers to one context (public callers):
+        # then no dial string (it would bypass every context) and no other context
+        only = (self.variables.get(TRANSFER_CONTEXT_VAR) or None) if confined else None
         if "/" in ext:
+            if only:
+                raise TransferFailed(f"dial string {ext!r} refused: this call's transfers are "
+                                     f"confined to context {only!r} ({TRANSFER_CONTEXT_VAR})")
             await self._bridge(ext)
             return
-        context = target.context or self.opts.default_context
+        if only and target.context and target.context != only:
+            raise TransferFailed(f"context {target.context!r} refused: this call's transfers are "
+                                 f"confined to context {only!r} ({TRANSFER_CONTEXT_VAR})")
+        context = only or target.context or self.opts.default_context
         if not _TOKEN.match(context):
             raise TransferFailed(f"invalid dialplan context {context!r}")
         await self._transfer([("transfer", f"{ext} XML {context}")], target)

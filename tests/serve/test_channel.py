@@ -462,6 +462,36 @@ def test_transfer_to_an_extension(tmp_path):
     assert [e["Channel-State"] for e in res.call.events("CHANNEL_STATE")][:2] == ["CS_ROUTING", "CS_EXECUTE"]
 
 
+def test_a_confined_call_transfers_only_within_its_context():
+    """`ivrflow_transfer_context` set by the dialplan (public callers): `to: X` goes to
+    `X XML <that context>` whatever the configured default, a flow's other context and dial
+    strings (which bypass every context) fail the transfer and send nothing; queues still work."""
+
+    async def scenario(ch):
+        refused = []
+        for target in (TransferTarget("user/1001"), TransferTarget("886", context="default")):
+            try:
+                await ch.transfer(target)
+            except TransferFailed as e:
+                refused.append(str(e))
+        await ch.transfer(TransferTarget("1001"))
+        return refused, ch.transferred
+
+    res = drive(scenario, call_kwargs={"variables": {"ivrflow_transfer_context": "ivrflow_public"}},
+                emu_kwargs={"dialplan": {"1001": [("answer", ""), ("park", "")]}},
+                options=FsOptions(default_context="default"))
+    refused, transferred = ok(res)
+    assert refused == [
+        "dial string 'user/1001' refused: this call's transfers are confined to context "
+        "'ivrflow_public' (ivrflow_transfer_context)",
+        "context 'default' refused: this call's transfers are confined to context "
+        "'ivrflow_public' (ivrflow_transfer_context)"]
+    assert transferred
+    ex = res.executes()
+    assert not [e for e in ex if e[0] == "bridge"]
+    assert [e for e in ex if e[0] == "transfer"] == [("transfer", "1001 XML ivrflow_public", True)]
+
+
 def test_transfer_to_a_queue_carries_the_priority():
     async def scenario(ch):
         await ch.transfer(TransferTarget(queue="operators", priority=90))

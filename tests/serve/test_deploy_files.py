@@ -13,7 +13,7 @@ import pytest
 import click
 
 import cli
-from engine.channel.freeswitch import FsOptions
+from engine.channel.freeswitch import TRANSFER_CONTEXT_VAR, FsOptions
 from engine.serve.config import load_serve_config
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -139,10 +139,27 @@ def test_public_context_leads_only_to_ivrflow_or_the_operator():
         for app, data in _actions(ext):
             assert app in {"set", "socket", "answer", "playback", "transfer"}, app
             if app == "set":
-                assert data.split("=", 1)[0] in {"ivrflow_flow", "ivrflow_caller_trusted", "ivrflow_lang"}
+                assert data.split("=", 1)[0] in {"ivrflow_flow", "ivrflow_caller_trusted", "ivrflow_lang",
+                                                 TRANSFER_CONTEXT_VAR}
             if app == "transfer":
                 assert data == "operator XML ivrflow_queues"
         assert not list(ext.iter("anti-action"))
+
+
+def test_public_callers_are_transferred_only_within_their_own_context():
+    # a flow's `transfer: {to: X}` may be built from the caller's keys: for carrier calls it
+    # must land in a context that holds only what outside callers may reach, not "default"
+    contexts = {c.get("name"): c for c in _xml(QUEUES_XML).iter("context")}
+    for ext in _extensions(PUBLIC_XML):
+        sets = dict(d.split("=", 1) for a, d in _actions(ext) if a == "set")
+        confined = sets.get(TRANSFER_CONTEXT_VAR)
+        assert confined and confined != "default" and confined in contexts, ext.get("name")
+        for app, data in ((a.get("application"), a.get("data")) for a in contexts[confined].iter("action")):
+            assert app in {"set", "bridge", "transfer"}, app
+            if app == "bridge":
+                assert data.startswith("user/"), data          # registered phones, no gateway
+            if app == "transfer":
+                assert data.endswith(" XML ivrflow_queues"), data
 
 
 def test_queue_context_matches_the_channel_default_and_uses_the_priority():

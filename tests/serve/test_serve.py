@@ -143,6 +143,24 @@ def test_unknown_route_gets_an_apology_and_a_person(site, audio):
     assert ("speak", "tts_commandline|cmn-latn-pinyin|对不起，您拨打的服务暂时无法接通，正在为您转接人工服务。") in apps
 
 
+def test_the_fallback_transfer_is_not_confined_by_the_dialplan(site, audio):
+    """`ivrflow_transfer_context` confines what flows transfer to; the fallback's target is the
+    deployment's own configuration and still applies."""
+    async def main():
+        server, emu = await serving(site, audio)
+        try:
+            call = await emu.place_call("127.0.0.1", server.port, destination="12345",
+                                        variables={"ivrflow_transfer_context": "ivrflow_public"})
+            recs = await wait_records(server, 1)
+            return recs[0], list(call.channel.app_history)
+        finally:
+            await finish(server, emu)
+
+    rec, apps = run_virtual(main)
+    assert rec.disposition == "transferred"
+    assert ("transfer", "operator XML default") in apps
+
+
 def test_a_speculative_first_prompt_is_withdrawn_when_the_call_goes_elsewhere(site, audio):
     """One flow: its welcome goes out with the handshake.  A call routed to the fallback gets a
     plain uuid_break (n3) before the apology."""
