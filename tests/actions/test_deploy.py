@@ -4,6 +4,7 @@ the command they run refunds a no-show on a real database."""
 import configparser
 import os
 import shlex
+import re
 import shutil
 import subprocess
 import sys
@@ -37,7 +38,10 @@ def test_service_and_timer():
     assert svc["Service"]["EnvironmentFile"] == "/etc/ivrflow/ivrflow.env"
     env = dict(line.split("=", 1) for line in (DEPLOY / "ivrflow.env.example").read_text().splitlines()
                if line and not line.startswith("#"))
-    assert set(env) == {"IVRFLOW_DB", "IVRFLOW_TZ"}
+    assert set(env) == {"IVRFLOW_DB", "IVRFLOW_TZ", "IVRFLOW_ESL_PASSWORD"}
+    # the serve example config reads every variable it needs from this same file
+    example = (DEPLOY.parent / "freeswitch" / "ivrflow-serve.example.yaml").read_text()
+    assert set(re.findall(r"\$\{(IVRFLOW_\w+)\}", example)) <= set(env)
     timer = unit("ivrflow-refund-no-shows.timer")
     cal = timer["Timer"]["OnCalendar"]
     assert cal.endswith("Asia/Shanghai") and timer["Timer"]["Persistent"] == "true"
