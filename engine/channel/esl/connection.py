@@ -647,7 +647,13 @@ class ESLConnection(asyncio.Protocol):
                              event=info.event)
 
     def _record_hangup(self, uuid: str, info: HangupInfo) -> None:
-        if uuid in self._hangups:
+        known = self._hangups.get(uuid)
+        if known is not None:
+            # 9.log: the disconnect notice can come before CHANNEL_HANGUP; waits already ended
+            # on the notice, but what is remembered (hangup_info, wait_hangup, hangup) gets
+            # the cause FreeSWITCH sent
+            if known.cause is None and info.cause is not None:
+                self._hangups[uuid] = info
             return
         self._hangups[uuid] = info
         while len(self._hangups) > _HANGUP_MEMORY:
