@@ -8,10 +8,12 @@ event-lock may run nested inside it, as FreeSWITCH's playback loop parses the pr
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
 import struct
+import uuid as uuidlib
 import wave
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -24,6 +26,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 DIGITS = "0123456789*#ABCD"
 READ_AHEAD_MS = 2048       # playback_ms after an early stop counts whole read-ahead blocks (g2)
+RATE = 8000                # samples a second of the captured channels (L16 8 kHz)
+FRAME_SAMPLES = 160        # one 20 ms media frame at 8 kHz
+READ_SAMPLES = READ_AHEAD_MS * RATE // 1000   # one file read of switch_ivr_play_file
 
 
 class AppContext:
@@ -49,6 +54,20 @@ class AppContext:
     def now(self) -> float:
         return self.emu.loop.time()
 
+    def parent(self) -> RunningApp | None:
+        """The application this one runs nested in (None at the top of the stack)."""
+        stack = self.chan.stack
+        if len(stack) > 1 and stack[-1] is self.app:
+            return stack[-2]
+        return None
+
+    def whole_frames(self, ms: float) -> float:
+        """`ms` rounded up to whole media frames (unchanged without a frame clock)."""
+        frame = self.emu.frame_ms
+        if not frame or ms <= 0:
+            return ms
+        return frame * math.ceil(ms / frame - 1e-9)
+
     async def media(self, ms: float | None, **kw) -> str:
         return await self.chan.media(self.app, ms, **kw)
 
@@ -68,6 +87,32 @@ class AppContext:
 class AppSpec:
     handler: Callable[[AppContext, str], Awaitable[str]]
     parses_events: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "handler", _timed(self.handler))
+
+
+def _timed(handler: Callable[[AppContext, str], Awaitable[str]]):
+    """Wrap a handler so the time it runs nested is added to its parent's
+    `data["nested_s"]`: a prompt's own play time excludes what played nested in it (o2)."""
+    if getattr(handler, "_nested_timed", False):
+        return handler
+
+    @functools.wraps(handler)
+    async def run(ctx: AppContext, arg: str) -> str:
+        if getattr(ctx, "_timed", False):      # a replaced handler calling the original
+            return await handler(ctx, arg)
+        ctx._timed = True
+        parent = ctx.parent()
+        start = ctx.now()
+        try:
+            return await handler(ctx, arg)
+        finally:
+            if parent is not None:
+                parent.data["nested_s"] = parent.data.get("nested_s", 0.0) + ctx.now() - start
+
+    run._nested_timed = True
+    return run
 
 
 # ------------------------------------------------------------------ media durations
@@ -125,20 +170,78 @@ async def _play(ctx: AppContext, path: str, terminators: str, *,
             return True
         return False          # consumed, not kept for the next read (g5)
 
-    start = ctx.now()
+    start = _own_clock(ctx)
     outcome = await ctx.media(None if math.isinf(total) else total, on_digit=on_digit)
-    played = min(total, (ctx.now() - start) * 1000.0)
+    played = min(total, (_own_clock(ctx) - start) * 1000.0)
     return outcome, played, (stopped[0] if stopped else None)
 
 
+def _own_clock(ctx: AppContext) -> float:
+    """Loop time minus the time applications ran nested in this one: a prompt's own clock."""
+    return ctx.now() - ctx.app.data.get("nested_s", 0.0)
+
+
+def _tone_cycle_ms(path: str) -> float | None:
+    """One loop of a tone_stream (its buffer holds one loop; `;loops=` replays it)."""
+    path = path.strip()
+    if not path.startswith("tone_stream://"):
+        return None
+    cycle = sum(int(a) + int(b) for a, b in _TONE.findall(path.split("://", 1)[1]))
+    return float(cycle) if cycle > 0 else None
+
+
+def _samples_read(frames: int, total: float, cycle: int) -> int:
+    """`fh->samples_in` of switch_ivr_play_file after it took `frames` frames: it reads the
+    file READ_SAMPLES at a time (a tone_stream at most to the end of its loop) whenever its
+    buffer holds one frame or less (g2/n: 520 ms -> 2048 ms; o: 2320 -> 4096; j: an endless
+    1000 ms loop read loop by loop, 6720 ms -> 7000)."""
+    read = 0
+    left = 0                  # samples of the current loop not read yet
+    loops = math.inf if math.isinf(total) else max(1, round(total / cycle))
+    buffered = 0
+    i = 0
+    while i < frames:
+        if left <= 0:
+            if loops <= 0:
+                break         # end of file
+            loops -= 1
+            left = cycle
+        chunk = min(READ_SAMPLES, left)
+        left -= chunk
+        read += chunk
+        rest = buffered + chunk - FRAME_SAMPLES         # after the frame taken with this read
+        more = max(0, math.ceil((rest - FRAME_SAMPLES) / FRAME_SAMPLES))
+        i += 1 + more
+        buffered = max(0, rest - more * FRAME_SAMPLES)
+    return read
+
+
 def _set_playback_vars(ctx: AppContext, played_ms: float, total_ms: float | None,
-                       early: bool) -> None:
-    ms = played_ms
-    if early and total_ms:
-        ms = min(total_ms, READ_AHEAD_MS * math.ceil(max(played_ms, 1) / READ_AHEAD_MS))
-    ms = int(round(ms)) if not math.isinf(ms) else 0
-    ctx.set_var("playback_ms", str(ms))
-    ctx.set_var("playback_samples", str(ms * 8))
+                       early: bool, cycle_ms: float | None = None) -> None:
+    """What switch_ivr_play_file sets at its end, in its order: playback_last_offset_pos
+    (the samples taken, one frame at a time), playback_seconds, playback_ms and
+    playback_samples (the samples read from the file, whole read-ahead blocks)."""
+    total = math.inf if total_ms is None or math.isinf(total_ms) else float(total_ms)
+    if early or math.isinf(total):
+        frames = max(1, int(round(played_ms / 20.0))) if not math.isinf(played_ms) else 0
+        if not math.isinf(total):
+            frames = min(frames, math.ceil(total * RATE / 1000 / FRAME_SAMPLES))
+        offset = frames * FRAME_SAMPLES
+        if total > 0:
+            cycle = cycle_ms if cycle_ms and cycle_ms <= total else total
+            cycle_samples = READ_SAMPLES if math.isinf(cycle) else \
+                max(1, int(round(cycle * RATE / 1000)))
+            samples = _samples_read(frames, total * RATE / 1000, cycle_samples)
+        else:
+            samples = 0
+        if not math.isinf(total):
+            offset = min(offset, int(round(total * RATE / 1000)))
+    else:
+        samples = offset = int(round(max(total, 0.0) * RATE / 1000))
+    ctx.set_var("playback_last_offset_pos", str(offset))
+    ctx.set_var("playback_seconds", str(samples // RATE))
+    ctx.set_var("playback_ms", str(samples * 1000 // RATE))
+    ctx.set_var("playback_samples", str(samples))
 
 
 # ------------------------------------------------------------------ applications
@@ -193,14 +296,17 @@ async def app_playback(ctx: AppContext, arg: str) -> str:
     response = "PLAYBACK ERROR" if outcome == HANGUP and not ctx.chan.hangup_in_app \
         else "FILE PLAYED"
     ctx.set_var("current_application_response", response)
-    _set_playback_vars(ctx, played, total, early=outcome in (STOPPED, HANGUP, BREAK))
+    _set_playback_vars(ctx, played, total, early=outcome in (STOPPED, HANGUP, BREAK),
+                       cycle_ms=_tone_cycle_ms(arg))
     return response
 
 
 async def app_speak(ctx: AppContext, arg: str) -> str:
-    """speak engine|voice|text (m): only EXECUTE/COMPLETE; stops on a playback terminator."""
+    """speak engine|voice|text (m): only EXECUTE/COMPLETE; stops on a playback terminator.
+    The audio is played frame by frame: it lasts whole 20 ms frames (m: 2180 and 7080 ms)."""
     text = arg.split("|", 2)[-1]
     ms = ctx.emu.speak_ms(text) if ctx.emu.speak_ms else 80.0 + 66.0 * len(text)
+    ms = ctx.whole_frames(ms)
     terms = ctx.terminators()
     used: list[str] = []
 
@@ -226,6 +332,17 @@ async def app_play_and_get_digits(ctx: AppContext, arg: str) -> str:
     digit_timeout = int(parts[9]) if len(parts) > 9 else timeout
     terms = "" if terms == "none" else terms
     chan = ctx.chan
+
+    # files play and timeouts run in whole 20 ms frames: silence_stream://250 takes 13
+    # (2.log: 100 ms prompt + 3000 ms timeout + 260 ms; g5: 100 + 1500 + 100 ms)
+    async def play(path: str, keys) -> str:
+        total = media_ms(ctx.emu, path) or 0.0
+        start = ctx.now()
+        outcome = await ctx.media(ctx.whole_frames(total), on_digit=keys)
+        played = min(total, (ctx.now() - start) * 1000.0)   # 2.log: playback_ms=250
+        _set_playback_vars(ctx, played, total, early=outcome != DONE)
+        return outcome
+
     result = "failure"
     for _ in range(max(tries, 1)):
         digits: list[str] = []
@@ -238,7 +355,7 @@ async def app_play_and_get_digits(ctx: AppContext, arg: str) -> str:
                 digits.append(d)
             return True           # any key stops the prompt; it is kept for the read
 
-        outcome, _, _ = await _prompt(ctx, prompt, on_digit)
+        outcome = await play(prompt, on_digit)
         if outcome == HANGUP:
             result = "failure"
             break
@@ -249,7 +366,7 @@ async def app_play_and_get_digits(ctx: AppContext, arg: str) -> str:
             def take(d: str) -> bool:
                 got.append(d)
                 return True
-            outcome = await ctx.media(limit, on_digit=take)
+            outcome = await ctx.media(ctx.whole_frames(limit), on_digit=take)
             if outcome == HANGUP or not got:
                 break
             if got[0] in terms:
@@ -269,21 +386,12 @@ async def app_play_and_get_digits(ctx: AppContext, arg: str) -> str:
             ctx.set_var(f"{var}_invalid", text)
         ctx.set_var(var, None)
         if invalid and invalid != "none":
-            await _prompt(ctx, invalid, None)
+            await play(invalid, None)
             if chan.hungup:
                 result = "failure"
                 break
     ctx.set_var("read_result", result)
     return "_none_"
-
-
-async def _prompt(ctx: AppContext, path: str, on_digit) -> tuple[str, float, None]:
-    total = media_ms(ctx.emu, path) or 0.0
-    start = ctx.now()
-    outcome = await ctx.media(total, on_digit=on_digit)
-    played = (ctx.now() - start) * 1000.0
-    _set_playback_vars(ctx, played, total, early=outcome != DONE)
-    return outcome, played, None
 
 
 async def app_record(ctx: AppContext, arg: str) -> str:
@@ -349,6 +457,10 @@ async def app_record(ctx: AppContext, arg: str) -> str:
     total_ms = (stop - start) * 1000.0
     if ctx.true("record_fill_cng"):
         rec_ms = total_ms
+        if by_silence and ctx.emu.frame_ms:
+            # the frame that exhausts the silence hits ends the loop before it is written
+            # (switch_ivr_record_file); i3: a 3640 ms run wrote 3620 ms
+            rec_ms = max(0.0, rec_ms - ctx.emu.frame_ms)
     else:
         rec_ms = sum(max(0.0, min(b, stop) - max(a, start)) for a, b in chan.audio) * 1000.0
     rec_ms = int(round(rec_ms / 20.0) * 20)
@@ -383,10 +495,36 @@ def _write_wav(path: str, samples: int) -> int | None:
 
 
 async def app_transfer(ctx: AppContext, arg: str) -> str:
+    """transfer <ext> [dialplan] [context] (j): switch_ivr_session_transfer counts
+    max_forwards down (70 when unset; none left: EXCHANGE_ROUTING_ERROR) and records
+    `<epoch s>:<new caller profile uuid>:bl_xfer:<ext>/<context>/<dialplan>` as
+    transfer_history (pushed: ARRAY::a|:b) and transfer_source."""
     parts = arg.split()
     if parts:
-        ctx.chan.transfer_to = (parts[0], parts[2] if len(parts) > 2 else "default")
-        ctx.chan.signal()
+        chan = ctx.chan
+        dialplan = parts[1] if len(parts) > 1 else "XML"
+        context = parts[2] if len(parts) > 2 else "default"
+        raw = (ctx.var("max_forwards") or "").strip()
+        try:
+            forwards = int(raw) - 1 if raw else 70
+        except ValueError:
+            forwards = -1
+        if forwards <= 0:
+            chan.hangup("EXCHANGE_ROUTING_ERROR")
+            return "_none_"
+        ctx.set_var("max_forwards", str(forwards))
+        entry = (f"{ctx.emu.epoch_us() // 1_000_000}:{uuidlib.uuid4()}:bl_xfer:"
+                 f"{parts[0]}/{context}/{dialplan}")
+        history = ctx.var("transfer_history")
+        if history:
+            items = history[len("ARRAY::"):].split("|:") if history.startswith("ARRAY::") \
+                else [history]
+            ctx.set_var("transfer_history", "ARRAY::" + "|:".join(items + [entry]))
+        else:
+            ctx.set_var("transfer_history", entry)
+        ctx.set_var("transfer_source", entry)
+        chan.transfer_to = (parts[0], context)
+        chan.signal()
     return "_none_"
 
 

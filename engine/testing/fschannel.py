@@ -1,23 +1,34 @@
 """One emulated FreeSWITCH channel: private event queue, application stack, DTMF, hangup.
 
 Model (each point backed by a capture, see docs/esl.md):
+* Frame clock (frame_ms=20): the channel takes its input (keys, queued requests, uuid_break) at
+  media frame boundaries, counted in whole frames from the channel's origin. Input that arrived
+  before the current frame was taken is handled in that frame; anything later waits for the next
+  one (tick(): strictly the next boundary).
 * sendmsg executes go to the channel's private queue. When idle (parked) the next one starts on
-  the next media tick. While an application that reads the private queue (playback,
-  play_and_get_digits, record, conference, bridge, park, sleep, speak) runs *without* event-lock,
-  a queued request runs at once, nested: the outer one pauses and resumes (q1/q3). An
-  application started with event-lock keeps the queue locked until it ends (q2).
+  the next frame (g2: completion 598 ms, the next execute 618 ms); requests already queued run
+  back to back in one frame (p, q2), except after a uuid_break (n3: the next one a frame later).
+  While an application that reads the private queue (playback, play_and_get_digits, record,
+  conference, bridge, park, sleep, speak) runs *without* event-lock, a queued request runs
+  nested: the outer one pauses and resumes (q1/q3); one already queued when the outer one
+  started runs at once, before its first frame (q3: 1 ms apart). An application started with
+  event-lock keeps the queue locked until it ends (q2).
 * Digits are queued on the channel and dequeued (DTMF event fired) by the innermost running
-  application, or by the park loop when idle (which discards them): digits beyond a read's
-  maximum come out as DTMF events after its completion (1.log).
+  application, or by the park loop when idle (which discards them, one per frame): keys that
+  arrived together are all read in one frame, and digits beyond a read's maximum come out as
+  DTMF events right after its completion, in the same frame (1.log).
 * Hangup fires CHANNEL_HANGUP at once; running applications then unwind innermost first with
   their completions, then CHANNEL_UNPARK, the socket application's completion, CHANNEL_STATE
-  CS_HANGUP / CS_REPORTING and CHANNEL_HANGUP_COMPLETE (3.log, o.log, l_1.log).
+  CS_HANGUP / CS_REPORTING and CHANNEL_HANGUP_COMPLETE, all in the frame the hangup is seen in
+  (1, 3, g1-g5: one Event-Date-Timestamp). A hangup from another thread between two frames
+  (sched_hangup: o, o2) is seen by the running media application at the next frame.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import uuid as uuidlib
 from collections import deque
 from collections.abc import Callable
@@ -51,6 +62,7 @@ class AppRequest:
     event_lock: bool = False
     loops: int = 1
     origin: str = "sendmsg"
+    seq: int = 0                      # arrival number on the channel (set by enqueue)
 
 
 @dataclass
@@ -59,8 +71,15 @@ class RunningApp:
     parses_events: bool
     app_uuid: str
     break_flag: bool = False
+    break_seq: int = 0                # arrival number of the uuid_break (0: before the start)
     ended: str | None = None          # set by others (kicked, conference ended, bridge over)
     data: dict[str, Any] = field(default_factory=dict)
+
+
+_Q850 = {"UNALLOCATED_NUMBER": 1, "NO_ROUTE_DESTINATION": 3, "NORMAL_CLEARING": 16,
+         "USER_BUSY": 17, "NO_USER_RESPONSE": 18, "NO_ANSWER": 19, "CALL_REJECTED": 21,
+         "DESTINATION_OUT_OF_ORDER": 27, "NORMAL_UNSPECIFIED": 31,
+         "NORMAL_TEMPORARY_FAILURE": 41}
 
 
 class EmuChannel:
@@ -95,6 +114,11 @@ class EmuChannel:
         self.queue: deque[AppRequest] = deque()
         self.stack: list[RunningApp] = []
         self.dtmf_q: deque[str] = deque()
+        self._dtmf_seq: deque[int] = deque()   # arrival number of each queued digit
+        self._arrivals = 0                     # input counter: digits, requests, breaks
+        self._frame_at = -1.0                  # loop time of the frame the input was last taken
+        self._frame_seq = 0                    # ... and the inputs that had arrived by then
+        self._broke = False                    # the last media wait ended by uuid_break
         self.socket: EmuSession | None = None
         self.socket_app: RunningApp | None = None
         self.transfer_to: tuple[str, str] | None = None
@@ -134,16 +158,41 @@ class EmuChannel:
         if value not in (None, ""):
             self.vars[name] = str(value)
 
+    def _frame_pos(self) -> tuple[int, bool]:
+        """(number of the frame boundary at or before now, whether now is on it). Exact: loop
+        times near 1e6 s carry ~1e-10 s of float error, far below the 1e-6 frame tolerance."""
+        pos = (self.emu.loop.time() - self.origin) / (self.emu.frame_ms / 1000.0)
+        k = round(pos)
+        if abs(pos - k) < 1e-6:
+            return k, True
+        return math.floor(pos), False
+
+    def on_frame(self) -> bool:
+        return not self.emu.frame_ms or self._frame_pos()[1]
+
+    def next_frame_delay(self) -> float:
+        """Seconds to the next frame boundary, strictly later (0 without a frame clock)."""
+        if self.emu.frame_ms <= 0:
+            return 0.0
+        k, _ = self._frame_pos()
+        frame = self.emu.frame_ms / 1000.0
+        return max(0.0, self.origin + (k + 1) * frame - self.emu.loop.time())
+
     async def tick(self) -> None:
         """Wait for the next media frame boundary (strictly later), or just yield."""
-        frame = self.emu.frame_ms / 1000.0
-        loop = self.emu.loop
-        if frame <= 0:
-            await asyncio.sleep(0)
-            return
-        now = loop.time()
-        n = int((now - self.origin) / frame + 1e-9) + 1
-        await asyncio.sleep(max(0.0, self.origin + n * frame - now))
+        await asyncio.sleep(self.next_frame_delay())
+
+    def _arrive(self) -> int:
+        self._arrivals += 1
+        return self._arrivals
+
+    def _take_frame(self) -> None:
+        """The channel takes its input now: what has arrived so far is handled in this frame."""
+        self._frame_at = self.emu.loop.time()
+        self._frame_seq = self._arrivals
+
+    def _ready(self, seq: int) -> bool:
+        return self._frame_at == self.emu.loop.time() and seq <= self._frame_seq
 
     def schedule(self, delay: float, fn: Callable[[], Any]) -> None:
         self._sched.append(self.emu.loop.call_later(max(0.0, delay), fn))
@@ -279,6 +328,7 @@ class EmuChannel:
     def enqueue(self, req: AppRequest, *, front: bool = False) -> None:
         if self.hungup:
             return          # a command for a dead channel never executes (9.log)
+        req.seq = self._arrive()
         if front:
             self.queue.appendleft(req)
         else:
@@ -288,7 +338,9 @@ class EmuChannel:
     def push_dtmf(self, digits: str) -> None:
         if self.hungup:
             return
-        self.dtmf_q.extend(digits)
+        for digit in digits:
+            self.dtmf_q.append(digit)
+            self._dtmf_seq.append(self._arrive())
         self.signal()
 
     def add_audio(self, seconds: float) -> None:
@@ -302,6 +354,7 @@ class EmuChannel:
         none running the flag waits for the next one (switch_ivr_play_file checks it)."""
         if self.stack and self.stack[-1].parses_events:
             self.stack[-1].break_flag = True
+            self.stack[-1].break_seq = self._arrive()
         else:
             self.pending_break = True
         if flush:
@@ -310,6 +363,7 @@ class EmuChannel:
 
     def dequeue_dtmf(self) -> str:
         digit = self.dtmf_q.popleft()
+        self._dtmf_seq.popleft()
         self.fire("DTMF", variables=False, extra=[("DTMF-Digit", digit),
                                                   ("DTMF-Duration", "2000"),
                                                   ("DTMF-Source", self.dtmf_source)])
@@ -353,9 +407,7 @@ class EmuChannel:
         self.answer_state = "hangup"
         self.call_state = "HANGUP"
         self.hangup_us = self.emu.epoch_us()
-        self.vars.setdefault("hangup_cause", cause)
-        self._var_version += 1
-        self.fire("CHANNEL_HANGUP")
+        self.fire("CHANNEL_HANGUP")      # without variable_hangup_cause (set at HANGUP_COMPLETE)
         self._notice("after_hangup")
         for handle in self._sched:
             handle.cancel()
@@ -381,40 +433,51 @@ class EmuChannel:
         """Let `ms` of media time pass as the innermost application (None: until interrupted).
 
         Returns DONE, STOPPED (on_digit returned True, or `until()` became true), BREAK,
-        ENDED (app.ended set) or HANGUP. Digits are dequeued here (DTMF events); queued requests
-        run nested when allowed; media time is paused while a nested application runs."""
+        ENDED (app.ended set) or HANGUP. Input is taken per frame (see the module docstring):
+        a uuid_break ends the wait, digits are dequeued (DTMF events) and queued requests run
+        nested when allowed; media time is paused while a nested application runs."""
         loop = self.emu.loop
         remaining = None if ms is None else ms / 1000.0
-        aligned = False
         while True:
             self._signal.clear()
             if self.hungup:
+                if self.socket_app is not None and app.req.app != "conference" and \
+                        not self.on_frame():
+                    # o / o2: sched_hangup (another thread) is seen at the next frame read;
+                    # a conference member is ended by the conference thread instead (l_1)
+                    await self.tick()
                 return HANGUP
             if app.ended:
                 return ENDED
-            if app.break_flag:
-                app.break_flag = False
-                return BREAK
             if until is not None and until():
                 return STOPPED
-            if self.dtmf_q or (self.queue and self._can_nest(app)):
-                if self.emu.frame_ms and not aligned:
+            nest = bool(self.queue) and self._can_nest(app)
+            seq = app.break_seq if app.break_flag else self._dtmf_seq[0] if self.dtmf_q else \
+                self.queue[0].seq if nest else None
+            if seq is not None:
+                if self.emu.frame_ms and not self._ready(seq):
+                    delay = self.next_frame_delay()
+                    if remaining is not None and remaining < delay - 1e-9:
+                        await asyncio.sleep(remaining)      # the media ends between frames
+                        return DONE
                     t0 = loop.time()
-                    await self.tick()
+                    await asyncio.sleep(delay)
+                    self._take_frame()
                     if remaining is not None:
                         remaining -= loop.time() - t0
-                    aligned = True
                     continue
-                aligned = False
+                if app.break_flag:
+                    app.break_flag = False
+                    self._broke = True
+                    return BREAK
                 if self.dtmf_q:
                     digit = self.dequeue_dtmf()
                     if on_digit is not None and on_digit(digit):
                         return STOPPED
                     continue
-                req = self.queue.popleft()
-                await self.run_app(req)
+                await self.run_app(self.queue.popleft())
+                self._take_frame()        # switch_ivr_parse_all_events goes on with the queue
                 continue
-            aligned = False
             if remaining is not None and remaining <= 1e-9:
                 return DONE
             t0 = loop.time()
@@ -458,6 +521,7 @@ class EmuChannel:
             self.stack.append(app)
             self.app_history.append((req.app, req.arg))
             self.fire("CHANNEL_EXECUTE", extra=extra + [("Application-UUID", app_uuid)])
+            self._take_frame()      # its first loop parses what is queued before any frame (q3)
             self._app_started(req.app)
             try:
                 response = await spec.handler(AppContext(self, app), req.arg)
@@ -475,20 +539,27 @@ class EmuChannel:
             self.caller.app_started(self, app, self._app_starts[app])
 
     async def park_loop(self) -> None:
-        """The socket application's park: run queued requests one by one, drop idle digits."""
+        """The socket application's park (switch_ivr_park): per frame, run the queued requests,
+        then dequeue (and drop) one digit."""
         while not self.hungup and self.transfer_to is None:
             self._signal.clear()
             if self.dtmf_q or self.queue:
                 await self.tick()
+                self._take_frame()
                 if self.hungup:
                     break
-                if self.dtmf_q:
-                    self.dequeue_dtmf()
-                    continue
                 # switch_ivr_parse_all_events: queued applications run back to back in one
-                # frame (p.log: answer completes and the playback starts at the same timestamp)
+                # frame (p.log: answer completes and the playback starts at the same timestamp;
+                # q2), but one ended by uuid_break lets the next start a frame later (n3)
                 while self.queue and not self.hungup and self.transfer_to is None:
+                    self._broke = False
                     await self.run_app(self.queue.popleft())
+                    if self._broke:
+                        break
+                # then the key check, still in this frame: a digit left over by a read comes
+                # out right after its completion (1.log: the '#')
+                if self.dtmf_q and not self.hungup and self.transfer_to is None:
+                    self.dequeue_dtmf()
                 continue
             await self._signal.wait()
 
@@ -506,13 +577,11 @@ class EmuChannel:
             if self.transfer_to is not None and not self.hungup:
                 await self._run_transfer()
         finally:
-            await self._teardown(socket_app=False)
+            await self._teardown(socket_app=True)
 
     async def _end_socket_app(self) -> None:
         if self.socket_app is None:
             return
-        if self.hungup:
-            await self.tick()
         app, self.socket_app = self.socket_app, None
         self.fire("CHANNEL_UNPARK")
         response = self.var("current_application_response", "_none_")
@@ -541,13 +610,23 @@ class EmuChannel:
             self.hangup("NORMAL_CLEARING")     # dialplan exhausted
 
     async def _teardown(self, *, socket_app: bool) -> None:
+        """CS_HANGUP, CS_REPORTING, CHANNEL_HANGUP_COMPLETE. Our socket channel does it in the
+        frame of the hangup (1, 2, g1-g5: same timestamp); a channel without one (the
+        originate's A leg in park, an agent leg) at its next frame (a_inbound, g1_inbound,
+        k_inbound: HANGUP_COMPLETE one frame after CHANNEL_HANGUP)."""
         if self.hangup_done.done() or not self.hungup or self._tearing_down:
             return
         self._tearing_down = True
-        await self.tick()
+        if not socket_app:
+            await self.tick()
         for state in ("CS_HANGUP", "CS_REPORTING"):
             self.state = state
             self.fire("CHANNEL_STATE", variables=False)
+        # every capture: hangup_cause and hangup_cause_q850 first appear on HANGUP_COMPLETE;
+        # causes without a Q.850 code (ALLOTTED_TIMEOUT, ORIGINATOR_CANCEL: o.log) report 16
+        cause = self.hangup_cause or "NORMAL_CLEARING"
+        self.set_var("hangup_cause", cause)
+        self.set_var("hangup_cause_q850", str(_Q850.get(cause, 16)))
         self.fire("CHANNEL_HANGUP_COMPLETE", prefix=[("Hangup-Cause", self.hangup_cause or "")])
         self._notice("after_hangup_complete")
         if not self.hangup_done.done():

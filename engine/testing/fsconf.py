@@ -4,10 +4,17 @@ Event layout and behaviour from captures 5-8 and l/l2: add-member, floor-change,
 (Conference-Size after removal, with Event-Date-Timestamp for billing), kick returns the
 member's conference application (the channel stays up), endconf ends the others about 25 ms
 later and hangs them up unless `hangup_after_conference=false`. Member-IDs are global.
+The floor holder's leave first releases the floor (Old-ID/New-ID none, size before the
+leave); the next speaker gets it ~20 ms later. The member's channel carries conference_name,
+conference_member_id, conference_uuid, ... from the join on. The conference's own sounds
+(alone / hold music failing, enter / exit tones done) reach only the inbound side (l_inbound).
+Not modelled (no capture): the exit tone / alone sound of a leave that does not end the
+conference.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid as uuidlib
 from dataclasses import dataclass, field
@@ -22,6 +29,18 @@ if TYPE_CHECKING:  # pragma: no cover
 
 SUBCLASS = "conference::maintenance"
 ENDCONF_DELAY = 0.025
+# the conference's own sounds (l_inbound / l2_inbound, default profile, sounds not installed):
+# the alone sound and the hold music fail (play-file with Error), the enter / exit tones report
+# play-file-done; these events carry no Unique-ID, so only the inbound connection sees them
+SOUNDS = "/srv/freeswitch/share/freeswitch/sounds/en/us/callie"
+ALONE_SOUND = f"{SOUNDS}/conference/conf-alone.wav"
+MOH_SOUND = "local_stream://moh"
+ENTER_SOUND = "tone_stream://%(200,0,500,600,700)"
+EXIT_SOUND = "tone_stream://%(500,0,300,200,100,50,25)"
+ENTER_SOUND_DONE = 0.6        # then the next frame: +611..616 ms after add-member (l, l2)
+FLOOR_HANDOVER = 0.02         # floor to the next speaker / exit tone cut: +19..20 ms (l, l2)
+_SOUND_CALLING = {"play-file": ("conference_file.c", "conference_file_play", "268"),
+                  "play-file-done": ("conference_file.c", "conference_file_close", "52")}
 _ARG = re.compile(r"^(?P<name>[^@+]+)(?:@(?P<profile>[^+]+))?(?:\+flags\{(?P<flags>[^}]*)\})?")
 
 
@@ -83,11 +102,46 @@ class Conferences:
             [("Action", action)] + list(extra)
         self.emu.fire(headers, None)
 
+    def _sound_event(self, conf: Conference, action: str, pre: list[Header],
+                     post: list[Header]) -> None:
+        """play-file / play-file-done: the conference block, `pre`, Action, `post`."""
+        core = [(n, v) for n, v in self.emu.host.core("CUSTOM", self.emu.epoch_us())]
+        fil, func, line = _SOUND_CALLING[action]
+        calling = {"Event-Calling-File": fil, "Event-Calling-Function": func,
+                   "Event-Calling-Line-Number": line}
+        core = [(n, calling.get(n, v)) for n, v in core]
+        headers = [("Event-Subclass", SUBCLASS)] + core + self._conf_block(conf) + list(pre) + \
+            [("Action", action)] + list(post)
+        self.emu.fire(headers, None)
+
+    def _play_failed(self, conf: Conference, path: str, async_: bool) -> None:
+        self._sound_event(conf, "play-file", [], [
+            ("File", path), ("Async", "true" if async_ else "false"),
+            ("Error", "File could not be played")])
+
+    def _play_done(self, conf: Conference, path: str, ms: int) -> None:
+        self._sound_event(conf, "play-file-done", [
+            ("seconds", str(ms // 1000)), ("milliseconds", str(ms)), ("samples", str(ms * 8))],
+            [("File", path)])
+
+    def _alive(self, conf: Conference) -> bool:
+        return bool(conf.members) and self.by_name.get(conf.name) is conf
+
+    async def _enter_sound(self, conf: Conference, chan: "EmuChannel") -> None:
+        """The enter tone for a member joining others: play-file-done, 400 ms played, about
+        0.6 s after the add-member (l_inbound: +615 / +611 ms)."""
+        await asyncio.sleep(ENTER_SOUND_DONE)
+        await chan.tick()
+        if self._alive(conf) and not conf.ended:
+            self._play_done(conf, ENTER_SOUND, 400)
+
     def _floor_change(self, conf: Conference, old: Member | None, new: Member | None) -> None:
         conf.floor = new
         old_id = str(old.id) if old else "none"
         if new is None:
-            self._conf_event(conf, "floor-change", [("Old-ID", old_id), ("New-ID", "none")])
+            # the release (l_inbound: before the holder's del-member, with the size before
+            # the leave) names no member: Old-ID none, New-ID none
+            self._conf_event(conf, "floor-change", [("Old-ID", "none"), ("New-ID", "none")])
             return
         pre = self._conf_block(conf) + [("Action", "floor-change"), ("Old-ID", old_id)] + \
             self._conf_block(conf, floor=True)
@@ -112,11 +166,31 @@ class Conferences:
                         hear="deaf" not in flags, ctx=ctx)
         self.next_member_id += 1
         conf.members.append(member)
+        # 5-8.log, l, l2: set on joining, still there in the completion and after
+        ctx.set_var("conference_name", conf.name)
+        ctx.set_var("app_session_uuid", conf.uuid)
+        for name in ("read_codec", "read_rate"):
+            ctx.set_var(name, chan.var(name))
+        ctx.set_var("conference_member_id", str(member.id))
+        ctx.set_var("conference_moderator", "true" if member.moderator else "false")
+        ctx.set_var("conference_ghost", "false")
+        ctx.set_var("conference_uuid", conf.uuid)
+        ctx.set_var("conference_call_key",
+                    f"conference_{conf.name}_127.0.0.1_{chan.caller_number}")
+        alone = len(conf.members) == 1
+        if alone:
+            self._play_failed(conf, ALONE_SOUND, False)     # l: before the add-member
         self._member_event(conf, member, "add-member")
+        if not alone:
+            task = self.emu.loop.create_task(self._enter_sound(conf, chan))
+            self.emu._tasks.add(task)
+            task.add_done_callback(self.emu._tasks.discard)
         if conf.floor is None and member.speak:
             await chan.tick()
             if conf.floor is None and not chan.hungup and member in conf.members:
                 self._floor_change(conf, None, member)
+        if alone and len(conf.members) == 1 and member in conf.members and not chan.hungup:
+            self._play_failed(conf, MOH_SOUND, True)        # l: with the first floor-change
         while True:
             outcome = await ctx.media(None)
             if outcome != "break":
@@ -124,20 +198,26 @@ class Conferences:
         if ctx.app.ended == "kick":
             await chan.tick()
         self._leave(conf, member)
+        # l2: the completion has read_codec / read_rate set again, conference_call_key gone
+        ctx.set_var("conference_call_key", None)
+        for name in ("read_codec", "read_rate"):
+            ctx.set_var(name, chan.var(name))
         return "_none_"
 
     def _leave(self, conf: Conference, member: Member) -> None:
         had_floor = conf.floor is member
-        conf.members.remove(member)
         if had_floor:
             self._floor_change(conf, member, None)
+        conf.members.remove(member)
         self._member_event(conf, member, "del-member")
-        if had_floor:
-            nxt = next((x for x in conf.members if x.speak and not x.leaving
-                        and not x.chan.hungup), None)
-            if nxt is not None:
-                self.emu.loop.call_soon(self._floor_change, conf, None, nxt)
-        if {"moderator", "endconf"} <= member.flags and conf.members and not conf.ended:
+        ending = {"moderator", "endconf"} <= member.flags and bool(conf.members) \
+            and not conf.ended
+        if had_floor or ending:
+            # l / l2: ~20 ms later the floor goes to the next speaker and, when the moderator
+            # ended the conference, the exit tone stops (play-file-done, 40 ms)
+            self.emu.loop.call_later(FLOOR_HANDOVER, self._after_leave, conf, had_floor,
+                                     ending)
+        if ending:
             conf.ended = True
             self.emu.loop.call_later(ENDCONF_DELAY, self._end_all, conf)
         if not conf.members:
@@ -145,6 +225,15 @@ class Conferences:
             if self.by_name.get(conf.name) is conf:
                 del self.by_name[conf.name]
             self._conf_event(conf, "conference-destroy")
+
+    def _after_leave(self, conf: Conference, had_floor: bool, ending: bool) -> None:
+        if had_floor and conf.floor is None:
+            nxt = next((x for x in conf.members if x.speak and not x.leaving
+                        and not x.chan.hungup), None)
+            if nxt is not None:
+                self._floor_change(conf, None, nxt)
+        if ending and self._alive(conf):
+            self._play_done(conf, EXIT_SOUND, 40)
 
     def _end_all(self, conf: Conference) -> None:
         for member in conf.members:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 import uuid as uuidlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,49 @@ NOTICE_POSITIONS = ("before_hangup", "after_hangup", "after_hangup_complete")
 
 _APP_TARGET = re.compile(r"^\s*(?:\{(?P<vars>[^}]*)\})?(?P<dial>\S+)\s+&(?P<app>[A-Za-z_]+)"
                          r"(?:\((?P<arg>.*)\))?\s*$")
+
+SHOW_CHANNELS = (
+    "uuid", "direction", "created", "created_epoch", "name", "state", "cid_name", "cid_num",
+    "ip_addr", "dest", "application", "application_data", "dialplan", "context", "read_codec",
+    "read_rate", "read_bit_rate", "write_codec", "write_rate", "write_bit_rate", "secure",
+    "hostname", "presence_id", "presence_data", "accountcode", "callstate", "callee_name",
+    "callee_num", "callee_direction", "call_uuid", "sent_callee_name", "sent_callee_num",
+    "initial_cid_name", "initial_cid_num", "initial_ip_addr", "initial_dest",
+    "initial_dialplan", "initial_context")
+
+
+def _created(chan: EmuChannel) -> tuple[str, str]:
+    secs = chan.created_us // 1_000_000
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(secs)), str(secs)
+
+
+def _channel_row(chan: EmuChannel) -> list[str]:
+    """A `show channels` line (d_inbound.log, the loopback B leg running `conference`)."""
+    created, epoch = _created(chan)
+    outbound = chan.direction == "outbound"
+    return [chan.uuid, chan.direction, created, epoch, chan.name, chan.state,
+            "Outbound Call" if outbound else chan.caller_name,
+            "default" if outbound else chan.caller_number, "", chan.destination,
+            chan.var("current_application") or "", chan.var("current_application_data") or "",
+            "xml", chan.context, "L16", "8000", "128000", "L16", "8000", "128000", "",
+            chan.emu.host.hostname, "", "", "", chan.call_state,
+            "" if outbound else "Outbound Call", chan.caller_number if outbound else "default",
+            "RECV" if outbound else "", chan.uuid if outbound else "", "", "", "",
+            chan.caller_number, "", chan.destination, "xml", chan.context]
+
+
+def _a_leg_row(b_leg: EmuChannel, a_uuid: str) -> list[str]:
+    """The loopback A leg of an originated call (`loopback/<ext>-a`, parked once answered),
+    which the emulator does not run as a channel of its own (d_inbound.log)."""
+    created, epoch = _created(b_leg)
+    answered = b_leg.answer_state == "answered"
+    ext = b_leg.name.split("/", 1)[-1].rsplit("-", 1)[0]     # loopback/<ext>-b
+    return [a_uuid, "outbound", created, epoch, f"loopback/{ext}-a", "CS_EXECUTE",
+            "Outbound Call", "default", "", ext, "park" if answered else "", "", "xml",
+            b_leg.context, "L16", "8000", "128000", "L16", "8000", "128000", "",
+            b_leg.emu.host.hostname, "", "", "", b_leg.call_state, "", b_leg.caller_number,
+            "RECV", a_uuid, "", "", "", b_leg.caller_number, "", ext, "xml", b_leg.context]
+
 
 _DIALSTATUS = {"NO_ANSWER": "NOANSWER", "USER_BUSY": "BUSY", "CALL_REJECTED": "BUSY",
                "NO_USER_RESPONSE": "NOANSWER", "ORIGINATOR_CANCEL": "CANCEL"}
@@ -136,6 +180,8 @@ class FreeSwitchEmulator:
         self.conferences = Conferences(self)
         self.sched_id = 0
         self.session_counter = 0
+        # channel uuid -> future of `bgapi originate`: None once answered, else the cause
+        self._answer_waiters: dict[str, asyncio.Future[str | None]] = {}
         self._servers: list[asyncio.base_events.Server] = []
         self._tasks: set[asyncio.Task] = set()
 
@@ -155,10 +201,21 @@ class FreeSwitchEmulator:
                 uid = v
         self.fire_text(name, subclass, uid, None, body, headers)
 
+    def _answered(self, name: str, uid: str) -> None:
+        waiter = self._answer_waiters.pop(uid, None)
+        if waiter is not None and not waiter.done():
+            chan = self.channels.get(uid)
+            waiter.set_result(None if name == "CHANNEL_ANSWER" else
+                              (chan.hangup_cause if chan is not None else None)
+                              or "NORMAL_CLEARING")
+
     def fire_text(self, name: str | None, subclass: str | None, uid: str | None, text: str | None,
                   body: str | None, headers: "list[Header] | Callable[[], list[Header]]") -> None:
         """Send an event to the sessions that want it; `text` is its serialized header block
         when already known (plain sessions), `headers` the list (or a function making it)."""
+        if self._answer_waiters and uid is not None and \
+                name in ("CHANNEL_ANSWER", "CHANNEL_HANGUP"):
+            self._answered(name, uid)
         frames: dict[str, bytes] = {}
         # sessions locked on a channel (myevents) only ever get that channel's events
         targets = self._open_sessions
@@ -281,7 +338,39 @@ class FreeSwitchEmulator:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             return
+        if cmd == "originate":
+            task = self.loop.create_task(self._originate_job(job_uuid, command, arg))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
         body = self.api(command, None)
+        self._job_done(job_uuid, command, body)
+
+    async def _originate_job(self, job_uuid: str, command: str, arg: str) -> None:
+        """`bgapi originate ... loopback/<ext>`: originate returns when the A leg is answered,
+        which a loopback A leg is when the B leg answers; a_inbound.log: B's `answer`
+        completes (19.97 ms), the BACKGROUND_JOB `+OK <A-leg uuid>` comes on the next frame
+        (39.99 ms), with A's own first application. B gone first: `-ERR <cause>`."""
+        waiter: asyncio.Future[str | None] = self.loop.create_future()
+        body = self._api_originate(arg.split(), arg, waiter=waiter)
+        if body.startswith("+OK"):
+            m = re.search(r"originate_timeout=(\d+)", arg)
+            timeout = int(m.group(1)) if m else 60
+            try:
+                cause = await asyncio.wait_for(asyncio.shield(waiter), timeout)
+            except asyncio.TimeoutError:
+                cause = "NO_ANSWER"
+                uid = next((u for u, w in self._answer_waiters.items() if w is waiter), None)
+                self._answer_waiters.pop(uid or "", None)
+                chan = self.channels.get(uid or "")
+                if chan is not None and not chan.hungup:
+                    chan.hangup("ORIGINATOR_CANCEL")
+            if cause is None:
+                chan = self.find_channel(body[3:].strip())
+                if chan is not None:
+                    await chan.tick()
+            else:
+                body = f"-ERR {cause}\n"
         self._job_done(job_uuid, command, body)
 
     def _job_done(self, job_uuid: str, command: str, body: str) -> None:
@@ -429,6 +518,28 @@ class FreeSwitchEmulator:
     def _api_conference(self, args: list[str], raw: str) -> str:
         return self.conferences.api(args)
 
+    def _api_show(self, args: list[str], raw: str) -> str:
+        """`show channels [count]` (d_inbound.log): a CSV table, one line per channel (the A
+        leg of a loopback call, then its B leg), a blank line and `N total.`."""
+        if not args or args[0] != "channels":
+            return "-USAGE: show channels [count]\n"
+        rows = []
+        for chan in list(self.channels.values()):
+            if chan.hangup_done.done():
+                continue
+            rows.append((chan.created_us, 1, _channel_row(chan)))
+        for a_uuid, b_uuid in self.aliases.items():
+            chan = self.channels.get(b_uuid)
+            if chan is not None and not chan.hangup_done.done():
+                rows.append((chan.created_us, 0, _a_leg_row(chan, a_uuid)))
+        if args[1:2] == ["count"]:
+            return f"\n{len(rows)} total.\n"
+        rows.sort(key=lambda r: r[:2])
+        if not rows:
+            return "\n0 total.\n"
+        return ",".join(SHOW_CHANNELS) + "\n" + "".join(",".join(r[2]) + "\n" for r in rows) \
+            + f"\n{len(rows)} total.\n"
+
     def _api_version(self, args: list[str], raw: str) -> str:
         return "FreeSWITCH Version 1.10.12-release (ivrflow emulator)\n"
 
@@ -436,9 +547,12 @@ class FreeSwitchEmulator:
         return (f"UP 0 years, 0 days\nFreeSWITCH (Version 1.10.12) is ready\n"
                 f"{len(self.channels)} session(s)\n")
 
-    def _api_originate(self, args: list[str], raw: str) -> str:
+    def _api_originate(self, args: list[str], raw: str,
+                       waiter: "asyncio.Future[str | None] | None" = None) -> str:
         """originate {vars}loopback/<ext>/<context> <app or ext>: the B leg runs
-        `dialplan[ext]`; a `socket` entry dials that outbound server."""
+        `dialplan[ext]`; a `socket` entry dials that outbound server. `waiter` (bgapi) gets
+        None when the controlled channel answers, or the hangup cause if it goes first.
+        (The `api` form replies at once: it does not wait for the answer.)"""
         m = re.match(r"^\s*(?:\{(?P<vars>[^}]*)\})?(?P<dial>\S+)\s*(?P<target>.*)$", raw)
         if not m:
             return "-USAGE: <call url> <exten>\n"
@@ -456,16 +570,30 @@ class FreeSwitchEmulator:
         app, arg = plan[0]
         if app == "socket":
             host, _, port = arg.split()[0].partition(":")
+            b_uuid = str(uuidlib.uuid4())
             task = self.loop.create_task(self.place_call(
                 host, int(port or 8084), caller_number=number, destination=ext,
-                a_uuid=a_uuid, socket_arg=arg))
+                uuid=b_uuid, a_uuid=a_uuid, socket_arg=arg))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+            if waiter is not None:
+                self._answer_waiters[b_uuid] = waiter
+
+                def dialled(t: asyncio.Task) -> None:
+                    # the socket application could not connect: the B leg's dialplan ends
+                    # and it hangs up unanswered (inferred; no capture)
+                    if not t.cancelled() and t.exception() is not None:
+                        self._answer_waiters.pop(b_uuid, None)
+                        if not waiter.done():
+                            waiter.set_result("NORMAL_CLEARING")
+                task.add_done_callback(dialled)
         else:
             # no socket: the originated channel itself (origination_uuid) runs the dialplan
             chan = EmuChannel(self, uuid=a_uuid, name=f"loopback/{ext}-a",
                               caller_number=number, destination=ext)
             self.channels[chan.uuid] = chan
+            if waiter is not None:
+                self._answer_waiters[a_uuid] = waiter
 
             async def run() -> None:
                 chan._task = asyncio.current_task()
@@ -516,9 +644,14 @@ class FreeSwitchEmulator:
         if chan.hungup:
             other.hangup(chan.hangup_cause or "NORMAL_CLEARING")
         cause = other.hangup_cause or "NORMAL_CLEARING"
-        chan.fire("CHANNEL_UNBRIDGE", prefix=bridge_ids)
-        ctx.set_var("bridge_hangup_cause", cause)
+        # k.log: the bridge's variables are set before CHANNEL_UNBRIDGE fires, which already
+        # carries them (last_bridge_hangup_cause, then bridge_hangup_cause, last)
+        ctx.set_var("last_bridge_to", other.uuid)
+        ctx.set_var("bridge_channel", other.name)
+        ctx.set_var("bridge_uuid", other.uuid)
         ctx.set_var("last_bridge_hangup_cause", cause)
+        ctx.set_var("bridge_hangup_cause", cause)
+        chan.fire("CHANNEL_UNBRIDGE", prefix=bridge_ids)
         if not chan.hungup and ctx.true("hangup_after_bridge"):
             chan.hangup("NORMAL_CLEARING")
         return "_none_"

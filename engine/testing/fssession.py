@@ -152,7 +152,12 @@ class EmuSession(asyncio.Protocol):
             def goodbye() -> None:
                 self.write(fswire.disconnect_goodbye(chan.uuid))
                 self.close()
-            self.emu.loop.call_later(self.linger, goodbye)
+            # mod_event_socket: linger_timeout = epoch seconds now + N, and it closes once
+            # the whole epoch seconds exceed it, i.e. at the start of second floor(now)+N+1
+            # (11.log: `linger 2`, notice at ...689.697 -> goodbye at ...692.00, 2.306 s)
+            now_us = self.emu.epoch_us()
+            due_us = (now_us // 1_000_000 + self.linger + 1) * 1_000_000
+            self.emu.loop.call_later((due_us - now_us) / 1e6, goodbye)
 
     # ------------------------------------------------------------ commands
 
