@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import fswire
 from .fswire import Header
+from .vclock import VirtualTimeLoop
 
 if TYPE_CHECKING:  # pragma: no cover
     from .fsemu import FreeSwitchEmulator
@@ -117,6 +118,10 @@ class EmuChannel:
         self._dtmf_seq: deque[int] = deque()   # arrival number of each queued digit
         self._arrivals = 0                     # input counter: digits, requests, breaks
         self._frame_at = -1.0                  # loop time of the frame the input was last taken
+        self._frame_k = -1                     # ... and its number (real clock)
+        # virtual time: "the same frame" is the same instant; on a real clock time moves on
+        # between taking the input and handling it, so it is the same frame number
+        self._exact = isinstance(emu.loop, VirtualTimeLoop)
         self._frame_seq = 0                    # ... and the inputs that had arrived by then
         self._broke = False                    # the last media wait ended by uuid_break
         self.socket: EmuSession | None = None
@@ -189,10 +194,16 @@ class EmuChannel:
     def _take_frame(self) -> None:
         """The channel takes its input now: what has arrived so far is handled in this frame."""
         self._frame_at = self.emu.loop.time()
+        if not self._exact and self.emu.frame_ms:
+            self._frame_k = self._frame_pos()[0]
         self._frame_seq = self._arrivals
 
     def _ready(self, seq: int) -> bool:
-        return self._frame_at == self.emu.loop.time() and seq <= self._frame_seq
+        if seq > self._frame_seq:
+            return False
+        if self._exact:
+            return self._frame_at == self.emu.loop.time()
+        return self._frame_k == self._frame_pos()[0]
 
     def schedule(self, delay: float, fn: Callable[[], Any]) -> None:
         self._sched.append(self.emu.loop.call_later(max(0.0, delay), fn))

@@ -575,3 +575,31 @@ def test_real_clock_mode_works_too():
         return result
 
     assert asyncio.run(main())["Application-Response"] == "FILE PLAYED"
+
+
+def test_real_clock_frame_mode_reads_keys():
+    """On a normal loop with the 20 ms frame clock (what bench/serve_load.py runs) a key barges
+    into a playback: real time moves on between taking a frame's input and handling it."""
+    async def main():
+        emu = FreeSwitchEmulator(frame_ms=20)
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+
+        async def handler(conn: OutboundConnection):
+            await conn.handshake()
+            await conn.execute("answer", timeout=2)
+            await conn.set_var("playback_terminators", "any", timeout=2)
+            t0 = loop.time()
+            ev = await conn.execute("playback", "tone_stream://%(2000,0,440)", timeout=5)
+            done.set_result((ev, loop.time() - t0))
+        server = await serve_outbound(handler)
+        await emu.place_call("127.0.0.1", server.port,
+                             caller=CallerScript().press("5", on="playback", after=0.1))
+        result = await asyncio.wait_for(done, 5)
+        await server.close(grace=1)
+        await emu.close()
+        return result
+
+    ev, took = asyncio.run(main())
+    assert ev.variable("playback_terminator_used") == "5"
+    assert took < 1.5, "the key stopped the 2 s prompt"
