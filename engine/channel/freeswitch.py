@@ -58,6 +58,7 @@ ANY_KEYS = "1234567890*#"
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _TOKEN = re.compile(r"^[^\s{}]{1,200}$")
+_ALL_KEYS = "0123456789*#ABCD"          # what `playback_terminators=any` means
 _TONE = re.compile(r"%\((\d+),(\d+)")
 
 # set by the dialplan (not by the caller): every `transfer: {to: X}` of the call goes to
@@ -442,6 +443,13 @@ class FreeSwitchChannel(Channel):
             exe = self._adopt(app, arg, barge_in)
             if exe is None:
                 term = "any" if barge_in else "none"
+                if barge_in:
+                    # a terminator still expected after a full-length entry must not stop
+                    # this prompt inside FreeSWITCH (the keys buffer drops it, as the
+                    # simulator does): every key but that one stops it
+                    late = self.keys.swallowing(self.key_time())
+                    if late is not None:
+                        term = _ALL_KEYS.replace(late, "")
                 try:
                     if self._term == term:          # the usual case: one command, no batch
                         exe = self._exec(app, arg, M_BARGE if barge_in else M_QUIET)

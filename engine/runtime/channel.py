@@ -139,6 +139,11 @@ class KeyBuffer:
     def swallow(self, key: str, until: float) -> None:
         self._swallow = (key, until)
 
+    def swallowing(self, now: float) -> str | None:
+        """The key a pending swallow would drop if it came now (None if none is pending)."""
+        sw = self._swallow
+        return sw[0] if sw is not None and now <= sw[1] else None
+
     def clear(self) -> None:
         self._q.clear()
         self._swallow = None

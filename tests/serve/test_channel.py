@@ -173,6 +173,39 @@ def test_digits_beyond_the_maximum_come_later_and_a_late_terminator_is_dropped()
     assert [e["DTMF-Digit"] for e in res.call.events("DTMF")] == list("1234#9")
 
 
+@pytest.mark.parametrize("keys,label", [
+    ([("1234#", 0.5)], "typed at once: the '#' is still in FreeSWITCH's queue"),
+    ([("1234", 0.5), ("#", 0.8)], "the '#' comes while the next prompt plays"),
+])
+def test_a_late_terminator_does_not_cut_the_next_prompt(keys, label):
+    """A terminator after a full-length entry belongs to the entry.  FreeSWITCH would let it stop
+    the next prompt (playback_terminators=any; its playback dequeues the key), so that prompt
+    is started with every key but '#' as terminators: it plays to the end, as in the simulator,
+    and the '#' is dropped; the prompt after it barges on any key again."""
+    async def scenario(ch):
+        r = await ch.collect((), min_digits=4, max_digits=4, terminator="#", first_timeout=5,
+                             inter_digit=3)
+        first = await ch.play([item(TONE1)])
+        second = await ch.play([item(TONE3)])
+        return r, first, second
+
+    caller = CallerScript()
+    for k, at in keys:
+        caller.press(k, at=at)
+    caller.press("5", on="playback", nth=2, after=0.5)
+    res = drive(scenario, caller=caller)
+    r, first, second = ok(res)
+    assert (r.digits, r.reason) == ("1234", "max"), label
+    assert first is None, label                     # played to the end, not stopped by '#'
+    assert second == "5", label
+    done = [e for e in res.call.events("CHANNEL_EXECUTE_COMPLETE") if e.get("Application") == "playback"]
+    assert done[0].variable("playback_terminator_used") is None and done[0].variable("playback_ms") == "1000"
+    assert done[1].variable("playback_terminator_used") == "5"
+    sets = [a for app, a, _ in res.executes() if app == "set" and a.startswith("playback_terminators=")]
+    assert sets[-2:] == ["playback_terminators=0123456789*ABCD", "playback_terminators=any"], label
+    assert [e["DTMF-Digit"] for e in res.call.events("DTMF")] == list("1234#5"), label
+
+
 def test_an_entry_wakes_the_call_once_and_times_out_between_keys():
     """Keys are applied as their DTMF events are read: a 4-digit entry typed one key per frame
     wakes the waiting collect once (when complete), not once per key; a pause longer than the
