@@ -4,7 +4,9 @@ asyncio outbound-ESL server, with none of ivrflow (no flow, no interpreter, no r
 Same wire work as `ivrflow serve` on that call: connect, myevents, linger, the same event
 subscription, `set playback_terminators=any`, answer and the welcome in one write; every
 execute event-locked with its own Event-UUID; waits matched by Application-UUID; barge-in keys
-from DTMF events; the menu key; 4 digits then the terminator; the result; hangup.  Frames are
+from DTMF events; the menu key; 4 digits then the terminator (which may still be on its way:
+the result then goes out with `set playback_terminators` without '#', in the same write, as
+ivrflow sends it); the result; hangup.  Frames are
 cut by Content-Length and the few values needed are found with bytes.find - no URL decoding.
 
 Run by the benchmark:  python bench/serve_floor.py --listen 127.0.0.1:PORT
@@ -156,8 +158,14 @@ class Call(asyncio.Protocol):
                 self.digits += k
             if len(self.digits) >= 4:
                 self.cancel_timer()
-                self.keys = self.keys[1:] if self.keys.startswith("#") else self.keys
-                self.play("result", "result")
+                if self.keys.startswith("#"):
+                    self.keys = self.keys[1:]
+                    self.play("result", "result")
+                else:
+                    # the '#' may still come: it must not cut the result (as ivrflow does)
+                    data, self.wait_uuid = execute("playback", PROMPTS["result"])
+                    self.step = "result"
+                    self.write(execute("set", "playback_terminators=0123456789*ABCD")[0] + data)
             else:
                 self.arm(5.0 if not self.digits else 3.0)
 
