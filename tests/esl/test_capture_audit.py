@@ -22,12 +22,13 @@ from typing import Any
 
 import pytest
 
-from engine.channel.esl import (ChannelHangup, ESLConnection, ESLError, InboundClient,
+from engine.channel.esl import (ChannelHangup, ESLConnection, ESLError,
                                 OutboundConnection, serve_outbound)
 from engine.channel.esl.parser import Parser
 from engine.testing import Agent, CallerScript, FreeSwitchEmulator
 from esl_captures import capture_names, load_chunks, recv_chunks
-from esl_helpers import PAGD_1, PAGD_G5, PAGD_H, answer_only, drive_call, hangup_app, run
+from esl_helpers import (PAGD_1, PAGD_G5, PAGD_H, SPECS_L, answer_only, conference_calls,
+                         drive_call, hangup_app, run)
 
 FRAME_MS = 20
 TONE3 = "tone_stream://%(3000,0,440)"
@@ -1095,59 +1096,13 @@ def test_sched_apps_complete_at_once_and_api_forms_reply():
 
 # ---------------------------------------------------------------- conference (5-8, d, d2, l, l2)
 
-MAINT = "conference::maintenance"
-
-
 async def _conference(emu, specs, driver, *, custom=True):
-    """Calls joining a conference through our outbound server, an inbound client on the side."""
-    loop = asyncio.get_running_loop()
-    outs = {}
-    done = {s["number"]: loop.create_future() for s in specs}
-    by_number = {s["number"]: s for s in specs}
-
-    async def handler(conn):
-        msgs = []
-        conn.on_message(msgs.append)
-        hs = await conn.handshake(custom=[MAINT] if custom else ())
-        spec = by_number[hs.channel.caller_number]
-        completion = None
-        try:
-            await answer_only(conn)
-            if spec.get("set_false"):
-                await conn.set_var("hangup_after_conference", "false")
-            completion = await conn.execute("conference", spec["arg"], timeout=120)
-            await hangup_app(conn)
-        except ChannelHangup as exc:
-            completion = completion or exc
-        try:
-            await conn.wait_event("CHANNEL_HANGUP_COMPLETE", timeout=2, abort_on_hangup=False)
-        except ESLError:
-            pass
-        outs[spec["number"]] = (completion, msgs)
-        done[spec["number"]].set_result(None)
-
-    server = await serve_outbound(handler)
-    port = await emu.start_inbound()
-    client = await InboundClient("127.0.0.1", port, events=["CHANNEL_HANGUP"],
-                                 custom=[MAINT]).connect()
-    seen = client.subscribe(subclass=MAINT)
-    t0 = loop.time()
-    for s in specs:
-        await asyncio.sleep(max(0.0, t0 + s["start"] - loop.time()))
-        await emu.place_call("127.0.0.1", server.port, caller_number=s["number"])
-    extra = await driver(client, emu)
-    await asyncio.wait_for(asyncio.gather(*done.values()), 60)
-    inbound = list(iter(seen.get_nowait, None))
-    await client.close()
-    await server.close(grace=1)
+    """Calls joining a conference through our outbound server, an inbound client on the side;
+    per number: the conference's completion (or the ChannelHangup) and what the socket read."""
+    results, inbound, extra = await conference_calls(
+        emu, specs, lambda client, calls: driver(client, emu), subscribe=custom, after_return=False)
+    outs = {n: (outcome[1] if outcome else None, msgs) for n, (outcome, msgs, _) in results.items()}
     return outs, inbound, extra
-
-
-SPECS_L = [
-    {"number": "13900000001", "arg": "expert1@default+flags{moderator|endconf}", "start": 0},
-    {"number": "13900000002", "arg": "expert1@default+flags{mute}", "start": 1},
-    {"number": "13900000003", "arg": "expert1@default", "start": 2},
-]
 
 
 async def _driver_l(client, emu):

@@ -6,71 +6,8 @@ import asyncio
 
 import pytest
 
-from engine.channel.esl import ChannelHangup, InboundClient, serve_outbound
 from engine.testing import FreeSwitchEmulator
-from esl_helpers import answer_only, hangup_app, run
-
-MAINT = "conference::maintenance"
-
-
-def ts(ev):
-    return int(ev["Event-Date-Timestamp"])
-
-
-async def conference_calls(emu, specs, driver, *, subscribe=True):
-    """Place one call per spec (flags, set_false, start) and run `driver(client, calls)`."""
-    loop = asyncio.get_running_loop()
-    results = {}
-    done = {spec["number"]: loop.create_future() for spec in specs}
-    by_number = {spec["number"]: spec for spec in specs}
-
-    async def handler(conn):
-        msgs = []
-        conn.on_message(msgs.append)
-        hs = await conn.handshake(custom=[MAINT] if subscribe else ())
-        spec = by_number[hs.channel.caller_number]
-        outcome = None
-        try:
-            await answer_only(conn)
-            if spec.get("set_false"):
-                await conn.set_var("hangup_after_conference", "false")
-            done_ev = await conn.execute("conference", spec["arg"], timeout=120)
-            outcome = ("returned", done_ev)
-            await conn.execute("playback", "tone_stream://%(500,0,660)", timeout=5)
-            await hangup_app(conn)
-        except ChannelHangup as exc:
-            outcome = outcome or ("hangup", exc)
-        try:
-            await conn.wait_event("CHANNEL_HANGUP_COMPLETE", timeout=2, abort_on_hangup=False)
-        except Exception:
-            pass
-        results[spec["number"]] = (outcome, msgs, hs.channel.unique_id)
-        done[spec["number"]].set_result(None)
-
-    server = await serve_outbound(handler)
-    port = await emu.start_inbound()
-    client = await InboundClient("127.0.0.1", port, events=["CHANNEL_HANGUP"],
-                                 custom=[MAINT]).connect()
-    inbound = client.subscribe(subclass=MAINT)
-    calls = {}
-    t0 = loop.time()
-    for spec in specs:
-        await asyncio.sleep(max(0.0, t0 + spec["start"] - loop.time()))
-        calls[spec["number"]] = await emu.place_call("127.0.0.1", server.port,
-                                                     caller_number=spec["number"])
-    extra = await driver(client, calls)
-    await asyncio.wait_for(asyncio.gather(*done.values()), 60)
-    seen = [e for e in iter(inbound.get_nowait, None)]
-    await client.close()
-    await server.close(grace=1)
-    return results, seen, extra
-
-
-SPECS_L = [
-    {"number": "13900000001", "arg": "expert1@default+flags{moderator|endconf}", "start": 0},
-    {"number": "13900000002", "arg": "expert1@default+flags{mute}", "start": 1},
-    {"number": "13900000003", "arg": "expert1@default", "start": 2},
-]
+from esl_helpers import SPECS_L, conference_calls, run, ts
 
 
 async def driver_l(client, calls):
