@@ -156,19 +156,26 @@ def media_ms(emu, path: str) -> float | None:
     return None
 
 
+def _stopper(terms: str) -> tuple[Callable[[str], bool], list[str]]:
+    """`on_digit` for a media wait that a key in `terms` stops (the key is noted in the list);
+    other keys are consumed, not kept for the next read (g5)."""
+    used: list[str] = []
+
+    def on_digit(d: str) -> bool:
+        if d in terms:
+            used.append(d)
+            return True
+        return False
+    return on_digit, used
+
+
 async def _play(ctx: AppContext, path: str, terminators: str, *,
                 stop_on_any: bool = False) -> tuple[str, float, str | None]:
     """Play one file. Returns (outcome, played_ms, digit that stopped it)."""
     total = media_ms(ctx.emu, path)
     if total is None:
         return "not-found", 0.0, None
-    stopped: list[str] = []
-
-    def on_digit(d: str) -> bool:
-        if stop_on_any or d in terminators:
-            stopped.append(d)
-            return True
-        return False          # consumed, not kept for the next read (g5)
+    on_digit, stopped = _stopper(DIGITS if stop_on_any else terminators)
 
     start = _own_clock(ctx)
     outcome = await ctx.media(None if math.isinf(total) else total, on_digit=on_digit)
@@ -307,14 +314,7 @@ async def app_speak(ctx: AppContext, arg: str) -> str:
     text = arg.split("|", 2)[-1]
     ms = ctx.emu.speak_ms(text) if ctx.emu.speak_ms else 80.0 + 66.0 * len(text)
     ms = ctx.whole_frames(ms)
-    terms = ctx.terminators()
-    used: list[str] = []
-
-    def on_digit(d: str) -> bool:
-        if d in terms:
-            used.append(d)
-            return True
-        return False
+    on_digit, used = _stopper(ctx.terminators())
 
     await ctx.media(ms, on_digit=on_digit)
     if used:
@@ -406,14 +406,7 @@ async def app_record(ctx: AppContext, arg: str) -> str:
     start = ctx.now()
     ctx.set_var("silence_hits_exhausted", "false")
     chan.fire("RECORD_START", extra=[("Record-File-Path", path)])
-    terms = ctx.terminators()
-    used: list[str] = []
-
-    def on_digit(d: str) -> bool:
-        if d in terms:
-            used.append(d)
-            return True
-        return False
+    on_digit, used = _stopper(ctx.terminators())
 
     def silent_too_long() -> bool:
         if hits <= 0:
