@@ -182,9 +182,7 @@ class Conferences:
             self._play_failed(conf, ALONE_SOUND, False)     # l: before the add-member
         self._member_event(conf, member, "add-member")
         if not alone:
-            task = self.emu.loop.create_task(self._enter_sound(conf, chan))
-            self.emu._tasks.add(task)
-            task.add_done_callback(self.emu._tasks.discard)
+            self.emu.spawn(self._enter_sound(conf, chan))
         if conf.floor is None and member.speak:
             await chan.tick()
             if conf.floor is None and not chan.hungup and member in conf.members:

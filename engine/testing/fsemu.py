@@ -201,6 +201,13 @@ class FreeSwitchEmulator:
                 uid = v
         self.fire_text(name, subclass, uid, None, body, headers)
 
+    def spawn(self, coro) -> asyncio.Task:
+        """Run `coro` as a task the emulator keeps (and cancels on close)."""
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
     def _answered(self, name: str, uid: str) -> None:
         waiter = self._answer_waiters.pop(uid, None)
         if waiter is not None and not waiter.done():
@@ -308,10 +315,7 @@ class FreeSwitchEmulator:
         chan.caller = caller
         if caller is not None:
             caller.attach(chan)
-        task = self.loop.create_task(chan.socket_session(socket_arg))
-        chan._task = task
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        chan._task = self.spawn(chan.socket_session(socket_arg))
         call = EmuCall(self, chan, session, a_uuid)
         self.calls.append(call)
         return call
@@ -334,14 +338,10 @@ class FreeSwitchEmulator:
         app_call = _APP_TARGET.match(arg) if cmd == "originate" else None
         if app_call is not None and not self._loopback_plan(app_call.group("dial")):
             # originate ... &app(arg): the job reports once the far end answered (or failed)
-            task = self.loop.create_task(self._originate_app(job_uuid, arg, app_call))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.spawn(self._originate_app(job_uuid, arg, app_call))
             return
         if cmd == "originate":
-            task = self.loop.create_task(self._originate_job(job_uuid, command, arg))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.spawn(self._originate_job(job_uuid, command, arg))
             return
         body = self.api(command, None)
         self._job_done(job_uuid, command, body)
@@ -571,11 +571,9 @@ class FreeSwitchEmulator:
         if app == "socket":
             host, _, port = arg.split()[0].partition(":")
             b_uuid = str(uuidlib.uuid4())
-            task = self.loop.create_task(self.place_call(
+            task = self.spawn(self.place_call(
                 host, int(port or 8084), caller_number=number, destination=ext,
                 uuid=b_uuid, a_uuid=a_uuid, socket_arg=arg))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
             if waiter is not None:
                 self._answer_waiters[b_uuid] = waiter
 
@@ -604,9 +602,7 @@ class FreeSwitchEmulator:
                 if not chan.hungup:
                     chan.hangup("NORMAL_CLEARING")
                 await chan._teardown(socket_app=False)
-            task = self.loop.create_task(run())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.spawn(run())
         return f"+OK {a_uuid}\n"
 
     # ------------------------------------------------------------ bridge
