@@ -81,6 +81,19 @@ async def serving(site, audio, *, store=None, emu_kwargs=None, **extra):
     return server, emu
 
 
+async def serving_experts(site, audio, expert):
+    """The server with expert consultation on, its inbound ESL on the emulator, whose phone
+    user/1101 is `expert` (an Agent)."""
+    emu = FreeSwitchEmulator(frame_ms=20, speak_ms=speak_ms, agents={"user/1101": expert})
+    port = await emu.start_inbound()
+    server = Server(config(site, audio, experts=_experts(),
+                           freeswitch={"speak": "tts_commandline", "esl": {"port": port}}),
+                    registry=registry(), clock=LoopClock(DEFAULT_SIM_START, loop=asyncio.get_running_loop()),
+                    backend=audio[0], cache=audio[1])
+    await server.start()
+    return server, emu
+
+
 async def finish(server, emu):
     await server.stop(grace=1)
     await emu.close()
@@ -459,14 +472,7 @@ def test_the_expert_is_called_into_an_empty_room_as_moderator(site, audio):
     +flags{moderator|endconf})` on the inbound socket; the caller hears ringback meanwhile;
     when the expert hangs up the room ends and the caller's flow goes on (l2)."""
     async def main():
-        emu = FreeSwitchEmulator(frame_ms=20, speak_ms=speak_ms,
-                                 agents={"user/1101": Agent(answer_delay=4.0, talk=30.0)})
-        port = await emu.start_inbound()
-        server = Server(config(site, audio, experts=_experts(),
-                               freeswitch={"speak": "tts_commandline", "esl": {"port": port}}),
-                        registry=registry(), clock=LoopClock(DEFAULT_SIM_START, loop=asyncio.get_running_loop()),
-                        backend=audio[0], cache=audio[1])
-        await server.start()
+        server, emu = await serving_experts(site, audio, Agent(answer_delay=4.0, talk=30.0))
         try:
             call = await emu.place_call("127.0.0.1", server.port, destination="95100",
                                         caller=CallerScript().press("2", on="playback", nth=2, after=0.3))
@@ -474,8 +480,7 @@ def test_the_expert_is_called_into_an_empty_room_as_moderator(site, audio):
             inbound_cmds = [c for s in emu.sessions if s.mode == "inbound" for c in s.commands]
             return rec, call, server.dialer.originated, inbound_cmds
         finally:
-            await server.stop(grace=1)
-            await emu.close()
+            await finish(server, emu)
 
     rec, call, originated, _cmds = run_virtual(main)
     assert originated == [("expert-101", "user/1101")]
@@ -490,21 +495,13 @@ def test_the_expert_is_called_into_an_empty_room_as_moderator(site, audio):
 
 def test_an_expert_who_does_not_answer_fails_the_room(site, audio):
     async def main():
-        emu = FreeSwitchEmulator(frame_ms=20, speak_ms=speak_ms,
-                                 agents={"user/1101": Agent(answer_delay=3.0, fail_cause="NO_ANSWER")})
-        port = await emu.start_inbound()
-        server = Server(config(site, audio, experts=_experts(),
-                               freeswitch={"speak": "tts_commandline", "esl": {"port": port}}),
-                        registry=registry(), clock=LoopClock(DEFAULT_SIM_START, loop=asyncio.get_running_loop()),
-                        backend=audio[0], cache=audio[1])
-        await server.start()
+        server, emu = await serving_experts(site, audio, Agent(answer_delay=3.0, fail_cause="NO_ANSWER"))
         try:
             await emu.place_call("127.0.0.1", server.port, destination="95100",
                                  caller=CallerScript().press("2", on="playback", nth=2, after=0.3))
             return (await wait_records(server, 1))[0]
         finally:
-            await server.stop(grace=1)
-            await emu.close()
+            await finish(server, emu)
 
     rec = run_virtual(main)
     conf = next(rec.of_type("conference"))
@@ -514,14 +511,7 @@ def test_an_expert_who_does_not_answer_fails_the_room(site, audio):
 
 def test_no_call_when_the_room_already_has_its_moderator(site, audio):
     async def main():
-        emu = FreeSwitchEmulator(frame_ms=20, speak_ms=speak_ms,
-                                 agents={"user/1101": Agent(answer_delay=0.5, talk=20.0)})
-        port = await emu.start_inbound()
-        server = Server(config(site, audio, experts=_experts(),
-                               freeswitch={"speak": "tts_commandline", "esl": {"port": port}}),
-                        registry=registry(), clock=LoopClock(DEFAULT_SIM_START, loop=asyncio.get_running_loop()),
-                        backend=audio[0], cache=audio[1])
-        await server.start()
+        server, emu = await serving_experts(site, audio, Agent(answer_delay=0.5, talk=20.0))
         try:
             for _ in range(2):
                 await emu.place_call("127.0.0.1", server.port, destination="95100",
@@ -530,8 +520,7 @@ def test_no_call_when_the_room_already_has_its_moderator(site, audio):
             recs = await wait_records(server, 2)
             return recs, server.dialer.originated
         finally:
-            await server.stop(grace=1)
-            await emu.close()
+            await finish(server, emu)
 
     recs, originated = run_virtual(main)
     assert len(originated) == 1
