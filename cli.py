@@ -33,30 +33,15 @@ def _expand(paths: tuple[str, ...]) -> list[Path]:
 
 
 def catalog_provider_for(prompts_root: Path | None):
-    """A function checking a compiled flow's prompt references against its catalog (or None)."""
+    """A function checking a compiled flow's prompt references against its catalog (or None):
+    the catalog under `prompts_root`, else `prompts/` beside the flow's directory."""
     try:
-        from engine.prompts import check as pcheck
-        from engine.prompts.catalog import CatalogError, load_catalog
+        from engine.prompts.check import catalog_check
     except ImportError:
         return None
     root = prompts_root
-
-    def provider(flow):
-        from engine.flow.diagnostics import Diagnostic, Position
-
-        base = root if root is not None else Path(flow.file).resolve().parent.parent / "prompts"
-        if not (base / flow.prompts).is_dir():
-            return [Diagnostic("E500", f"prompt catalog '{flow.prompts}' not found (looked in {base / flow.prompts})",
-                               Position(flow.file, 1, 1))]
-        try:
-            cat = load_catalog(base, flow.prompts)
-        except CatalogError as e:
-            return list(e.diagnostics)
-        # a prompt's template sees the flow's variables plus what the reference passes in `vars`
-        return pcheck.check_prompts(list(flow.prompt_refs), set(flow.assigned_variables), cat, list(flow.languages),
-                                    ref_vars=list(flow.prompt_ref_vars), report_unused=False)
-
-    return provider
+    return catalog_check(lambda flow: root if root is not None
+                         else Path(flow.file).resolve().parent.parent / "prompts")
 
 
 def validate_paths(paths: list[Path], prompts_root: Path | None = None, check_prompts: bool = True):

@@ -9,7 +9,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
 
 from engine.flow.diagnostics import Diagnostic, Position, did_you_mean
 from engine.prompts.catalog import Catalog
@@ -101,3 +102,26 @@ def check_flows(catalog: Catalog, flows: Iterable[FlowUse]) -> list[Diagnostic]:
                                    languages_position=f.languages_position, report_unused=False))
     diags.extend(unused_prompts(catalog, (pid for f in flows for pid, _ in f.refs)))
     return diags
+
+
+def catalog_check(base_of: Callable[[Any], Path | None]) -> Callable[[Any], list[Diagnostic]]:
+    """The prompt-catalog check of a compiled flow (E500-E504): its references against the
+    catalog `flow.prompts` under `base_of(flow)` (None: no prompts directory found)."""
+    from engine.prompts.catalog import CatalogError, load_catalog
+
+    def provider(flow: Any) -> list[Diagnostic]:
+        base = base_of(flow)
+        if base is None or not (base / flow.prompts).is_dir():
+            where = (base / flow.prompts) if base is not None else flow.prompts
+            return [Diagnostic("E500", f"prompt catalog '{flow.prompts}' not found (looked in {where})",
+                               Position(flow.file, 1, 1))]
+        try:
+            cat = load_catalog(base, flow.prompts)
+        except CatalogError as e:
+            return list(e.diagnostics)
+        # a prompt's template sees the flow's variables plus what the reference passes in `vars`
+        return check_prompts(list(flow.prompt_refs), set(flow.assigned_variables), cat,
+                             list(flow.languages), ref_vars=list(flow.prompt_ref_vars),
+                             report_unused=False)
+
+    return provider

@@ -39,25 +39,11 @@ class LoadedFlow:
 
 
 def catalog_check(prompts_root: Path | None) -> Callable[[ir.Flow], list[Diagnostic]]:
-    """The prompt-catalog check of `ivrflow validate` (E500-E504)."""
-    from engine.prompts import check as pcheck
-    from engine.prompts.catalog import CatalogError, load_catalog
+    """The prompt-catalog check of `ivrflow validate` (E500-E504), the catalog found as the
+    runtime finds it (find_prompts_root)."""
+    from engine.prompts.check import catalog_check as check
 
-    def provider(flow: ir.Flow) -> list[Diagnostic]:
-        base = find_prompts_root(flow.file, prompts_root)
-        if base is None or not (base / flow.prompts).is_dir():
-            where = (base / flow.prompts) if base is not None else flow.prompts
-            return [Diagnostic("E500", f"prompt catalog '{flow.prompts}' not found (looked in {where})",
-                               Position(flow.file, 1, 1))]
-        try:
-            cat = load_catalog(base, flow.prompts)
-        except CatalogError as e:
-            return list(e.diagnostics)
-        return pcheck.check_prompts(list(flow.prompt_refs), set(flow.assigned_variables), cat,
-                                    list(flow.languages), ref_vars=list(flow.prompt_ref_vars),
-                                    report_unused=False)
-
-    return provider
+    return check(lambda flow: find_prompts_root(flow.file, prompts_root))
 
 
 def _signature(path: Path, prompts_root: Path | None) -> tuple:
